@@ -1,0 +1,82 @@
+// Command contrail runs and manages Contrail nodes.
+//
+//	contrail serve                 run a node (embedded NATS JetStream, no other service)
+//	contrail tenant create NAME    create a tenant and print its keys
+//	contrail tenant list|keys|limits
+//	contrail tail --tenant NAME    follow a tenant's accepted events
+//	contrail bench ingest          drive a node with realistic Segment traffic
+//	contrail version
+//
+// The management commands talk to a running node over its admin API, as
+// kubectl talks to a cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `contrail: real-time event tracking and trigger campaigns
+
+Usage:
+  contrail serve [flags]                 run a node (see contrail serve -h)
+  contrail tenant create NAME [limits]   create a tenant; prints {"id","name","write_key","api_key"}
+  contrail tenant list                   list tenants
+  contrail tenant keys NAME [--create write|api] [--revoke KEY_ID]
+  contrail tenant limits NAME [--events-per-second N ...]
+  contrail tail --tenant NAME [--from-start] [--type TYPE]
+  contrail bench ingest [flags]          load-test a node's collector
+  contrail version
+
+Management commands take --server (default http://127.0.0.1:8080, env CONTRAIL_SERVER)
+and --token (env CONTRAIL_ADMIN_TOKEN, else read from <--data-dir>/admin-token).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "contrail:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "tenant":
+		return tenantCmd(ctx, rest, stdout, stderr)
+	case "tail":
+		return tail(ctx, rest, stdout, stderr)
+	case "bench":
+		return bench(ctx, rest, stdout, stderr)
+	case "version":
+		return version(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("contrail "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

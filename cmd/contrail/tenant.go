@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"text/tabwriter"
+	"time"
+
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: contrail tenant create|list|keys|limits ...")
+	}
+	switch args[0] {
+	case "create":
+		return tenantCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return tenantList(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return tenantKeys(ctx, args[1:], stdout, stderr)
+	case "limits":
+		return tenantLimits(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("unknown tenant command %q: want create, list, keys or limits", args[0])
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("tenant create acme --daily-quota 5" and the reverse).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// limitFlags binds limits to flags and remembers which were set.
+type limitFlags struct {
+	l   tenant.Limits
+	set map[string]any
+}
+
+func (lf *limitFlags) register(fs *flag.FlagSet) {
+	fs.Float64Var(&lf.l.EventsPerSecond, "events-per-second", 0, "sustained events/s admitted (0: unlimited)")
+	fs.IntVar(&lf.l.Burst, "burst", 0, "events admitted in a burst above the rate")
+	fs.IntVar(&lf.l.MaxEventBytes, "max-event-bytes", 0, "largest event (default 32 KiB)")
+	fs.IntVar(&lf.l.MaxBatchBytes, "max-batch-bytes", 0, "largest request body (default 500 KiB)")
+	fs.IntVar(&lf.l.MaxBatchEvents, "max-batch-events", 0, "most events per request (default 2500)")
+	fs.Int64Var(&lf.l.DailyQuota, "daily-quota", 0, "events accepted per UTC day (0: unlimited)")
+}
+
+// patch returns the limits given on the command line as a JSON patch.
+func (lf *limitFlags) patch(fs *flag.FlagSet) map[string]any {
+	all := map[string]any{}
+	b, _ := json.Marshal(lf.l)
+	_ = json.Unmarshal(b, &all)
+	out := map[string]any{}
+	fs.Visit(func(f *flag.Flag) {
+		key := map[string]string{
+			"events-per-second": "events_per_second", "burst": "burst", "max-event-bytes": "max_event_bytes",
+			"max-batch-bytes": "max_batch_bytes", "max-batch-events": "max_batch_events", "daily-quota": "daily_quota",
+		}[f.Name]
+		if key != "" {
+			out[key] = all[key]
+		}
+	})
+	return out
+}
+
+func tenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant create", stderr)
+	var c client
+	c.register(fs)
+	var lf limitFlags
+	lf.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: contrail tenant create NAME [limit flags]")
+	}
+	var out struct {
+		ID       string        `json:"id"`
+		Name     string        `json:"name"`
+		WriteKey string        `json:"write_key"`
+		APIKey   string        `json:"api_key"`
+		Limits   tenant.Limits `json:"limits"`
+	}
+	if err := c.do(ctx, "POST", "/api/v1/tenants", map[string]any{"name": pos[0], "limits": lf.patch(fs)}, &out); err != nil {
+		return err
+	}
+	return printJSON(stdout, out)
+}
+
+type tenantInfo struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	CreatedAt time.Time     `json:"created_at"`
+	Limits    tenant.Limits `json:"limits"`
+	Keys      []keyInfo     `json:"keys"`
+}
+
+type keyInfo struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Prefix    string    `json:"prefix"`
+	Secret    string    `json:"secret,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func tenantList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant list", stderr)
+	var c client
+	c.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var out struct {
+		Tenants []tenantInfo `json:"tenants"`
+	}
+	if err := c.do(ctx, "GET", "/api/v1/tenants", nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEVENTS/S\tDAILY QUOTA\tKEYS")
+	for _, t := range out.Tenants {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", t.ID, t.Name, t.CreatedAt.Format(time.DateTime),
+			unlimited(t.Limits.EventsPerSecond), unlimited(float64(t.Limits.DailyQuota)), len(t.Keys))
+	}
+	return tw.Flush()
+}
+
+func unlimited(v float64) string {
+	if v == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(v)
+}
+
+func tenantKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant keys", stderr)
+	var c client
+	c.register(fs)
+	create := fs.String("create", "", "create a key of this kind: write or api")
+	revoke := fs.String("revoke", "", "revoke the key with this id")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: contrail tenant keys NAME [--create write|api] [--revoke KEY_ID]")
+	}
+	base := "/api/v1/tenants/" + url.PathEscape(pos[0]) + "/keys"
+	switch {
+	case *create != "":
+		var out map[string]any
+		if err := c.do(ctx, "POST", base, map[string]string{"kind": *create}, &out); err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case *revoke != "":
+		if err := c.do(ctx, "DELETE", base+"/"+url.PathEscape(*revoke), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked", *revoke)
+		return nil
+	}
+	var out struct {
+		Keys []keyInfo `json:"keys"`
+	}
+	if err := c.do(ctx, "GET", base, nil, &out); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tKEY\tCREATED")
+	for _, k := range out.Keys {
+		shown := k.Secret
+		if shown == "" {
+			shown = k.Prefix + "… (secret shown only at creation)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Kind, shown, k.CreatedAt.Format(time.DateTime))
+	}
+	return tw.Flush()
+}
+
+func tenantLimits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant limits", stderr)
+	var c client
+	c.register(fs)
+	var lf limitFlags
+	lf.register(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: contrail tenant limits NAME [--events-per-second N] [--burst N] [--max-event-bytes N] [--max-batch-bytes N] [--max-batch-events N] [--daily-quota N]")
+	}
+	path := "/api/v1/tenants/" + url.PathEscape(pos[0]) + "/limits"
+	var out tenant.Limits
+	if patch := lf.patch(fs); len(patch) > 0 {
+		err = c.do(ctx, "PATCH", path, patch, &out)
+	} else {
+		err = c.do(ctx, "GET", path, nil, &out)
+	}
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, out)
+}

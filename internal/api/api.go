@@ -1,0 +1,311 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+// Tenants is the tenant store as the API uses it; *tenant.Store implements it.
+type Tenants interface {
+	Create(ctx context.Context, name string, limits tenant.Limits) (tenant.Created, error)
+	Get(ctx context.Context, idOrName string) (tenant.Tenant, error)
+	List(ctx context.Context) ([]tenant.Tenant, error)
+	SetLimits(ctx context.Context, idOrName string, l tenant.Limits) (tenant.Tenant, error)
+	AddKey(ctx context.Context, idOrName, kind string) (tenant.Tenant, tenant.Key, string, error)
+	RevokeKey(ctx context.Context, idOrName, keyID string) (tenant.Tenant, error)
+}
+
+// LogReader reads the event log; *eventlog.Log implements it.
+type LogReader interface {
+	Read(ctx context.Context, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	AdminToken string
+	Tenants    Tenants
+	Log        LogReader
+	Logger     *slog.Logger
+}
+
+// API is the admin HTTP API.
+type API struct {
+	deps Deps
+}
+
+// New returns the API; mount it with Register.
+func New(deps Deps) *API {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	deps.Logger = deps.Logger.With("component", "api")
+	return &API{deps: deps}
+}
+
+// Register mounts the API on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	h := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, a.admin(f)) }
+	h("POST /api/v1/tenants", a.createTenant)
+	h("GET /api/v1/tenants", a.listTenants)
+	h("GET /api/v1/tenants/{id}", a.getTenant)
+	h("GET /api/v1/tenants/{id}/keys", a.listKeys)
+	h("POST /api/v1/tenants/{id}/keys", a.addKey)
+	h("DELETE /api/v1/tenants/{id}/keys/{key}", a.revokeKey)
+	h("GET /api/v1/tenants/{id}/limits", a.getLimits)
+	h("PUT /api/v1/tenants/{id}/limits", a.setLimits)
+	h("PATCH /api/v1/tenants/{id}/limits", a.setLimits)
+	h("GET /api/v1/tenants/{id}/tail", a.tail)
+	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	}))
+}
+
+// admin checks the admin token.
+func (a *API) admin(next http.HandlerFunc) http.Handler {
+	want := []byte(a.deps.AdminToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || len(want) == 0 || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="contrail"`)
+			writeError(w, CodeUnauthorized, "send the admin token as Authorization: Bearer <token>")
+			return
+		}
+		next(w, r)
+	})
+}
+
+// tenantView is a tenant as the API shows it: API keys only by prefix.
+type tenantView struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	CreatedAt time.Time     `json:"created_at"`
+	Limits    tenant.Limits `json:"limits"`
+	Keys      []keyView     `json:"keys"`
+}
+
+type keyView struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Prefix    string    `json:"prefix"`
+	Secret    string    `json:"secret,omitempty"` // write keys are public
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func viewKey(k tenant.Key) keyView {
+	return keyView{ID: k.ID, Kind: k.Kind, Prefix: k.Prefix, Secret: k.Secret, CreatedAt: k.CreatedAt}
+}
+
+func view(t tenant.Tenant) tenantView {
+	v := tenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Keys: []keyView{}}
+	for _, k := range t.Keys {
+		v.Keys = append(v.Keys, viewKey(k))
+	}
+	return v
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: body: %v", errInvalid, err)
+	}
+	return nil
+}
+
+func (a *API) fail(w http.ResponseWriter, err error) {
+	code := errorCode(err)
+	if code == CodeInternal {
+		a.deps.Logger.Error("admin api request failed", "err", err)
+	}
+	writeError(w, code, err.Error())
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name   string         `json:"name"`
+		Limits *tenant.Limits `json:"limits"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	var l tenant.Limits
+	if req.Limits != nil {
+		l = *req.Limits
+	}
+	if err := l.Validate(); err != nil {
+		a.fail(w, fmt.Errorf("%w: %v", errInvalid, err))
+		return
+	}
+	c, err := a.deps.Tenants.Create(r.Context(), req.Name, l)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.deps.Logger.Info("tenant created", "tenant", c.Tenant.ID, "name", c.Tenant.Name)
+	writeJSON(w, http.StatusCreated, struct {
+		tenantView
+		WriteKey string `json:"write_key"`
+		APIKey   string `json:"api_key"`
+	}{view(c.Tenant), c.WriteKey, c.APIKey})
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.deps.Tenants.List(r.Context())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := make([]tenantView, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, view(t))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+}
+
+func (a *API) getTenant(w http.ResponseWriter, r *http.Request) {
+	t, err := a.deps.Tenants.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(t))
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
+	t, err := a.deps.Tenants.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant": t.ID, "keys": view(t).Keys})
+}
+
+func (a *API) addKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Kind string `json:"kind"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if req.Kind != tenant.KindWrite && req.Kind != tenant.KindAPI {
+		a.fail(w, fmt.Errorf("%w: kind must be %q or %q", errInvalid, tenant.KindWrite, tenant.KindAPI))
+		return
+	}
+	t, k, secret, err := a.deps.Tenants.AddKey(r.Context(), r.PathValue("id"), req.Kind)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"tenant": t.ID, "key": viewKey(k), "secret": secret})
+}
+
+func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
+	t, err := a.deps.Tenants.RevokeKey(r.Context(), r.PathValue("id"), r.PathValue("key"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(t))
+}
+
+func (a *API) getLimits(w http.ResponseWriter, r *http.Request) {
+	t, err := a.deps.Tenants.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t.Limits)
+}
+
+// setLimits replaces (PUT) or updates (PATCH: only the fields sent) limits.
+func (a *API) setLimits(w http.ResponseWriter, r *http.Request) {
+	var l tenant.Limits
+	if r.Method == http.MethodPatch {
+		t, err := a.deps.Tenants.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		l = t.Limits
+	}
+	if err := decodeBody(r, &l); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := l.Validate(); err != nil {
+		a.fail(w, fmt.Errorf("%w: %v", errInvalid, err))
+		return
+	}
+	t, err := a.deps.Tenants.SetLimits(r.Context(), r.PathValue("id"), l)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.deps.Logger.Info("tenant limits changed", "tenant", t.ID, "limits", t.Limits)
+	writeJSON(w, http.StatusOK, t.Limits)
+}
+
+// tail streams the tenant's accepted events as NDJSON, one event a line,
+// from now (default) or from the start of the log (?from=start), optionally
+// only events of one type (?type=track).
+func (a *API) tail(w http.ResponseWriter, r *http.Request) {
+	t, err := a.deps.Tenants.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	start := eventlog.Start{New: true}
+	if r.URL.Query().Get("from") == "start" {
+		start = eventlog.Start{}
+	}
+	typ := event.TypeUnknown
+	if s := r.URL.Query().Get("type"); s != "" {
+		if typ = event.ParseType(s); typ == event.TypeUnknown {
+			writeError(w, CodeInvalidRequest, "unknown type "+s)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	type line struct {
+		Partition int    `json:"partition"`
+		Seq       uint64       `json:"seq"`
+		Event     *event.Event `json:"event"`
+	}
+	err = a.deps.Log.Read(r.Context(), -1, start, func(m eventlog.Message) error {
+		wrote := false
+		err := event.EachEvent(m.Data, func(e *event.Event) error {
+			if e.Tenant != t.ID || typ != event.TypeUnknown && e.Type != typ {
+				return nil
+			}
+			wrote = true
+			return enc.Encode(line{Partition: m.Partition, Seq: m.Seq, Event: e})
+		})
+		if wrote && flusher != nil {
+			flusher.Flush()
+		}
+		return err
+	})
+	if err != nil && r.Context().Err() == nil {
+		a.deps.Logger.Warn("tail ended", "tenant", t.ID, "err", err)
+	}
+}

@@ -1,0 +1,232 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/contrailhq/contrail/internal/api"
+	"github.com/contrailhq/contrail/internal/collect"
+	"github.com/contrailhq/contrail/internal/config"
+	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/metrics"
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+// Version is the build's version, set by the linker.
+var Version = "dev"
+
+// Node is a running Contrail node.
+type Node struct {
+	cfg    config.Config
+	logger *slog.Logger
+
+	ns       *server.Server // nil with an external NATS
+	nc       *nats.Conn
+	log      *eventlog.Log
+	tenants  *tenant.Store
+	cache    *tenant.Cache
+	collect  *collect.Collector
+	http     *http.Server
+	listener net.Listener
+	token    string
+	ready    atomic.Bool
+}
+
+// New builds a node: it opens the data directory and the log, creates the
+// streams and opens the tenant store. Run serves it.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (n *Node, err error) {
+	n = &Node{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			n.closeLog()
+		}
+	}()
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+		if cfg.NodeName == "" {
+			cfg.NodeName = "contrail"
+		}
+		n.cfg.NodeName = cfg.NodeName
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	if n.token, err = AdminToken(cfg.AdminToken, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.Log.NATSURL != "" {
+		if n.nc, err = eventlog.Connect(cfg.Log.NATSURL, "contrail-"+cfg.NodeName); err != nil {
+			return nil, err
+		}
+		logger.Info("using external nats", "url", cfg.Log.NATSURL)
+	} else {
+		start := time.Now()
+		n.ns, err = eventlog.StartEmbedded(eventlog.EmbeddedOptions{
+			StoreDir:     filepath.Join(cfg.DataDir, "jetstream"),
+			SyncInterval: cfg.Log.SyncInterval,
+			SyncAlways:   cfg.Log.Durability == config.DurabilityStrict,
+			ServerName:   "contrail-" + cfg.NodeName,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n.nc, err = eventlog.ConnectEmbedded(n.ns, "contrail-"+cfg.NodeName); err != nil {
+			return nil, err
+		}
+		logger.Info("embedded nats started", "store", filepath.Join(cfg.DataDir, "jetstream"),
+			"durability", cfg.Log.Durability, "sync_interval", cfg.Log.SyncInterval, "took", time.Since(start).Round(time.Millisecond))
+	}
+	n.log, err = eventlog.Open(ctx, n.nc, eventlog.Options{
+		Partitions: cfg.Log.Partitions, MaxAge: cfg.Log.MaxAge, MaxBytes: cfg.Log.MaxBytes, DuplicateWindow: cfg.Log.DuplicateWindow,
+	})
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return nil, fmt.Errorf("opening jetstream: %w", err)
+	}
+	if n.tenants, err = tenant.OpenStore(ctx, js, 1, nil); err != nil {
+		return nil, err
+	}
+	n.cache = tenant.NewCache(n.tenants, logger)
+	return n, nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting
+// requests, answers the ones in flight once their events are stored, then
+// closes the log. onListen, if not nil, is called with the bound address.
+func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
+	defer n.closeLog()
+	reg := metrics.NewRegistry()
+	proxies, err := n.cfg.Collect.ParseTrustedProxies()
+	if err != nil {
+		return err
+	}
+	n.collect, err = collect.New(collect.Config{
+		MaxBodyBytes: n.cfg.Collect.MaxBodyBytes, FlushBytes: n.cfg.Collect.FlushBytes, Linger: n.cfg.Collect.Linger,
+		AckTimeout: n.cfg.Collect.AckTimeout, MaxFutureSkew: n.cfg.Collect.MaxFutureSkew, TrustedProxies: proxies,
+		Node: n.cfg.NodeName,
+	}, collect.Deps{Log: n.log, Partitions: n.log.Partitions(), Tenants: n.cache, Logger: n.logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	n.collect.Register(mux)
+	api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Logger: n.logger}).Register(mux)
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "contrail %s\n", Version)
+	})
+
+	n.listener, err = net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", n.cfg.HTTPAddr, err)
+	}
+	n.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
+	}
+
+	// The collector's publishers outlive the HTTP server: they stop only
+	// after every handler has returned, so no accepted event is left queued.
+	collectCtx, stopCollect := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCollect()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.collect.Run(collectCtx) })
+	g.Go(func() error { return n.cache.Run(gctx) })
+	g.Go(func() error {
+		err := n.http.Serve(n.listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serving http: %w", err)
+	})
+	g.Go(func() error {
+		select {
+		case <-n.cache.Loaded():
+		case <-gctx.Done():
+			return nil
+		}
+		n.ready.Store(true)
+		n.logger.Info("contrail ready", "http", n.listener.Addr().String(), "version", Version,
+			"partitions", n.log.Partitions(), "node", n.cfg.NodeName)
+		if onListen != nil {
+			onListen(n.listener.Addr().String())
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		n.ready.Store(false)
+		start := time.Now()
+		n.logger.Info("shutting down: draining http requests")
+		sctx, cancel := context.WithTimeout(context.Background(), n.cfg.Collect.AckTimeout+5*time.Second)
+		defer cancel()
+		err := n.http.Shutdown(sctx)
+		stopCollect()
+		n.logger.Info("http drained", "took", time.Since(start).Round(time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("shutting down http: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	if !n.ready.Load() {
+		http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := n.log.Ready(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// closeLog closes the NATS connection and the embedded server, if any.
+func (n *Node) closeLog() {
+	if n.nc != nil {
+		// Every append has been answered by now (the collector stopped first).
+		_ = n.nc.FlushTimeout(time.Second)
+		n.nc.Close()
+		n.nc = nil
+	}
+	if n.ns != nil {
+		start := time.Now()
+		n.ns.Shutdown()
+		n.ns.WaitForShutdown()
+		n.logger.Info("embedded nats stopped", "took", time.Since(start).Round(time.Millisecond))
+		n.ns = nil
+	}
+}
+
+// AdminTokenValue returns the node's admin token.
+func (n *Node) AdminTokenValue() string { return n.token }
+
+// Log returns the node's event log.
+func (n *Node) Log() *eventlog.Log { return n.log }

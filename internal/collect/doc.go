@@ -1,0 +1,14 @@
+// Package collect is the HTTP collector: the Segment-compatible Tracking API,
+// the browser short paths, the pixel and the beacon.
+//
+// A request is authenticated by write key, read within the tenant's size
+// limits, decoded and validated event by event, admitted against the tenant's
+// rate and daily quota, framed in the log encoding and handed to the group
+// committer of each partition it touches. The handler answers only after
+// JetStream acknowledged every message holding its events: a 2xx means stored.
+//
+// Group commit: each partition has one publisher goroutine. While a publish is
+// in flight, requests for that partition queue up; the next publish takes all
+// of them, up to FlushBytes. Under load this turns thousands of requests into
+// a few large appends; when idle, an event waits for nothing but its own ack.
+package collect

@@ -1,0 +1,248 @@
+// Package config holds the configuration of a Contrail node: its structs,
+// defaults, validation and loading from a YAML file, CONTRAIL_* environment
+// variables and command-line flags, in that order of increasing precedence.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Durability modes of the log (DESIGN.md §5).
+const (
+	DurabilityDefault = "default"
+	DurabilityStrict  = "strict"
+)
+
+// Config is the whole configuration of `contrail serve`.
+type Config struct {
+	// DataDir holds the JetStream store and the generated admin token.
+	DataDir string `yaml:"data_dir"`
+	// HTTPAddr is the listen address of the collector, API and metrics.
+	HTTPAddr string `yaml:"http"`
+	// AdminToken authorises the admin API. Empty means: read or generate
+	// <data-dir>/admin-token.
+	AdminToken string `yaml:"admin_token"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+	// NodeName names this node in logs and message ids; defaults to the host name.
+	NodeName string `yaml:"node_name"`
+
+	Log     Log     `yaml:"log"`
+	Collect Collect `yaml:"collect"`
+}
+
+// Log configures the event log (JetStream).
+type Log struct {
+	// NATSURL, when set, uses an external NATS server instead of the embedded one.
+	NATSURL string `yaml:"nats_url"`
+	// Partitions is P, the number of EVENTS partitions; fixed when the stream is created.
+	Partitions int `yaml:"partitions"`
+	// Durability is "default" (short sync interval) or "strict" (fsync per append).
+	Durability string `yaml:"durability"`
+	// SyncInterval is how often the embedded store fsyncs in default mode.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// MaxAge and MaxBytes bound the retention of the EVENTS stream (0: unlimited).
+	MaxAge   time.Duration `yaml:"max_age"`
+	MaxBytes int64         `yaml:"max_bytes"`
+	// DuplicateWindow is JetStream's Nats-Msg-Id deduplication window.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+}
+
+// Collect configures the HTTP collector.
+type Collect struct {
+	// MaxBodyBytes bounds any request body, before the tenant is known.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// FlushBytes bounds one log message (group commit).
+	FlushBytes int `yaml:"flush_bytes"`
+	// Linger is how long a partition waits for more events before publishing
+	// when no publish is in flight.
+	Linger time.Duration `yaml:"linger"`
+	// AckTimeout is how long a request waits for the log to acknowledge; after
+	// it the collector answers 503.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// MaxFutureSkew is how far in the future an event time may be before it is
+	// clamped to receivedAt.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// TrustedProxies lists peers (addresses or CIDR prefixes) whose
+	// X-Forwarded-For header is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Default returns the documented defaults.
+func Default() Config {
+	return Config{
+		DataDir:   "./data",
+		HTTPAddr:  ":8080",
+		LogLevel:  "info",
+		LogFormat: "text",
+		Log: Log{
+			Partitions:      16,
+			Durability:      DurabilityDefault,
+			SyncInterval:    100 * time.Millisecond,
+			MaxAge:          7 * 24 * time.Hour,
+			DuplicateWindow: 2 * time.Minute,
+		},
+		Collect: Collect{
+			MaxBodyBytes:  4 << 20,
+			FlushBytes:    1 << 20,
+			Linger:        0,
+			AckTimeout:    5 * time.Second,
+			MaxFutureSkew: time.Minute,
+		},
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir must be set"))
+	}
+	if c.Log.Partitions < 1 || c.Log.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("log.partitions %d: must be 1..1024", c.Log.Partitions))
+	}
+	if c.Log.Durability != DurabilityDefault && c.Log.Durability != DurabilityStrict {
+		errs = append(errs, fmt.Errorf("log.durability %q: must be %q or %q", c.Log.Durability, DurabilityDefault, DurabilityStrict))
+	}
+	if c.Log.SyncInterval <= 0 {
+		errs = append(errs, fmt.Errorf("log.sync_interval %s: must be positive", c.Log.SyncInterval))
+	}
+	if c.Collect.FlushBytes < 1024 || c.Collect.FlushBytes > 8<<20 {
+		errs = append(errs, fmt.Errorf("collect.flush_bytes %d: must be 1 KiB..8 MiB", c.Collect.FlushBytes))
+	}
+	if c.Collect.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("collect.max_body_bytes %d: must be at least 1 KiB", c.Collect.MaxBodyBytes))
+	}
+	if c.Collect.AckTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("collect.ack_timeout %s: must be positive", c.Collect.AckTimeout))
+	}
+	if _, err := c.Collect.ParseTrustedProxies(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log_format %q: must be text or json", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseTrustedProxies parses TrustedProxies into prefixes; a bare address is
+// a one-address prefix.
+func (c *Collect) ParseTrustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("collect.trusted_proxies %q: not an address or prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// RegisterFlags binds every setting to a flag of fs. The flag name, its
+// CONTRAIL_* environment variable and its YAML path are documented together
+// in the README's configuration reference.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the log store and the admin token")
+	fs.StringVar(&c.HTTPAddr, "http", c.HTTPAddr, "listen address of the HTTP collector, API and /metrics")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin API token (default: read or generate <data-dir>/admin-token)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "node name in logs and message ids (default: host name)")
+	fs.StringVar(&c.Log.NATSURL, "nats-url", c.Log.NATSURL, "use this external NATS server instead of the embedded one")
+	fs.IntVar(&c.Log.Partitions, "partitions", c.Log.Partitions, "partitions of the EVENTS stream (fixed at creation)")
+	fs.StringVar(&c.Log.Durability, "durability", c.Log.Durability, `log durability: "default" (sync interval) or "strict" (fsync per append)`)
+	fs.DurationVar(&c.Log.SyncInterval, "sync-interval", c.Log.SyncInterval, "fsync interval of the embedded store in default durability")
+	fs.DurationVar(&c.Log.MaxAge, "log-max-age", c.Log.MaxAge, "retention of the EVENTS stream by age (0: unlimited)")
+	fs.Int64Var(&c.Log.MaxBytes, "log-max-bytes", c.Log.MaxBytes, "retention of the EVENTS stream by size (0: unlimited)")
+	fs.DurationVar(&c.Log.DuplicateWindow, "duplicate-window", c.Log.DuplicateWindow, "JetStream deduplication window for Nats-Msg-Id")
+	fs.Int64Var(&c.Collect.MaxBodyBytes, "max-body-bytes", c.Collect.MaxBodyBytes, "largest request body read before the tenant is known")
+	fs.IntVar(&c.Collect.FlushBytes, "flush-bytes", c.Collect.FlushBytes, "largest log message built by group commit")
+	fs.DurationVar(&c.Collect.Linger, "linger", c.Collect.Linger, "wait this long for more events before an idle partition publishes")
+	fs.DurationVar(&c.Collect.AckTimeout, "ack-timeout", c.Collect.AckTimeout, "answer 503 when the log has not acknowledged within this time")
+	fs.DurationVar(&c.Collect.MaxFutureSkew, "max-future-skew", c.Collect.MaxFutureSkew, "event times further in the future are clamped to receivedAt")
+	fs.Func("trusted-proxies", "comma-separated addresses or prefixes whose X-Forwarded-For is believed", func(s string) error {
+		c.Collect.TrustedProxies = strings.Split(s, ",")
+		return nil
+	})
+}
+
+// EnvName returns the environment variable that sets flag name.
+func EnvName(flagName string) string {
+	return "CONTRAIL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Load builds a Config from defaults, the YAML file named by --config (or
+// CONTRAIL_CONFIG), CONTRAIL_* variables and the flags in args, then
+// validates it. It returns the remaining positional arguments.
+func Load(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, []string, error) {
+	cfg := Default()
+	path := getenv("CONTRAIL_CONFIG")
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			path = v
+		} else if v, ok := strings.CutPrefix(a, "-config="); ok {
+			path = v
+		} else if (a == "--config" || a == "-config") && i+1 < len(args) {
+			path = args[i+1]
+		}
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, nil, fmt.Errorf("parsing config %s: %w", path, err)
+		}
+	}
+	fs.String("config", path, "YAML configuration file (env CONTRAIL_CONFIG)")
+	cfg.RegisterFlags(fs)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, fs.Args(), nil
+}

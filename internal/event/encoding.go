@@ -1,0 +1,237 @@
+package event
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the log encoding written by this build. The first byte of every
+// log message holds the version it was written with.
+const Version byte = 1
+
+// Errors returned by the decoder.
+var (
+	// ErrVersion means the message was written with an encoding this build
+	// cannot read.
+	ErrVersion = errors.New("unsupported log encoding version")
+	// ErrCorrupt means the message is truncated or malformed.
+	ErrCorrupt = errors.New("corrupt log message")
+)
+
+// Layout of version 1.
+//
+// message := version:byte count:uvarint frame*
+// frame   := len:uvarint record
+// record  := type:byte flags:byte receivedAt:varint(µs since epoch)
+//            timestamp:varint(µs from receivedAt)
+//            [originalTimestamp:varint(µs from receivedAt)] if flags&hasOriginal
+//            [sentAt:varint(µs from receivedAt)]            if flags&hasSentAt
+//            tenant messageId anonymousId userId event name previousId groupId ip
+//            properties traits context integrations        (each: len:uvarint bytes)
+//
+// Times are kept to the microsecond, in UTC. Times other than receivedAt are
+// deltas, which keeps them to two or three bytes for live traffic.
+const (
+	flagOriginal = 1 << iota
+	flagSentAt
+)
+
+// AppendFrame appends e as one length-prefixed frame of a batch message. The
+// collector frames each event once, in the request handler, so that building
+// a log message is a plain concatenation of frames.
+func AppendFrame(dst []byte, e *Event) []byte {
+	start := len(dst)
+	dst = AppendRecord(dst, e)
+	n := len(dst) - start
+	var prefix [binary.MaxVarintLen64]byte
+	p := binary.PutUvarint(prefix[:], uint64(n))
+	dst = append(dst, prefix[:p]...) // grow by p, then shift the record right
+	copy(dst[start+p:], dst[start:start+n])
+	copy(dst[start:], prefix[:p])
+	return dst
+}
+
+// AppendRecord appends the encoding of e, without a frame length.
+func AppendRecord(dst []byte, e *Event) []byte {
+	var flags byte
+	if !e.OriginalTimestamp.IsZero() {
+		flags |= flagOriginal
+	}
+	if !e.SentAt.IsZero() {
+		flags |= flagSentAt
+	}
+	recv := e.ReceivedAt.UnixMicro()
+	dst = append(dst, byte(e.Type), flags)
+	dst = binary.AppendVarint(dst, recv)
+	dst = binary.AppendVarint(dst, e.Timestamp.UnixMicro()-recv)
+	if flags&flagOriginal != 0 {
+		dst = binary.AppendVarint(dst, e.OriginalTimestamp.UnixMicro()-recv)
+	}
+	if flags&flagSentAt != 0 {
+		dst = binary.AppendVarint(dst, e.SentAt.UnixMicro()-recv)
+	}
+	for _, s := range [...]string{e.Tenant, e.MessageID, e.AnonymousID, e.UserID, e.Event, e.Name, e.PreviousID, e.GroupID, e.IP} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	for _, b := range [...][]byte{e.Properties, e.Traits, e.Context, e.Integrations} {
+		dst = binary.AppendUvarint(dst, uint64(len(b)))
+		dst = append(dst, b...)
+	}
+	return dst
+}
+
+// AppendHeader appends the header of a batch message holding count frames.
+func AppendHeader(dst []byte, count int) []byte {
+	dst = append(dst, Version)
+	return binary.AppendUvarint(dst, uint64(count))
+}
+
+// EncodeBatch returns a log message holding events.
+func EncodeBatch(events []Event) []byte {
+	msg := AppendHeader(make([]byte, 0, 64+len(events)*256), len(events))
+	for i := range events {
+		msg = AppendFrame(msg, &events[i])
+	}
+	return msg
+}
+
+// DecodeBatch decodes a log message. It never panics on malformed input.
+func DecodeBatch(msg []byte) ([]Event, error) {
+	var out []Event
+	err := EachEvent(msg, func(e *Event) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// EachEvent decodes a log message and calls fn for each event in order. The
+// event passed to fn is reused between calls; its byte slices alias msg.
+func EachEvent(msg []byte, fn func(*Event) error) error {
+	if len(msg) == 0 {
+		return fmt.Errorf("empty message: %w", ErrCorrupt)
+	}
+	if msg[0] != Version {
+		return fmt.Errorf("version %d: %w", msg[0], ErrVersion)
+	}
+	d := decoder{b: msg[1:]}
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		return fmt.Errorf("reading count: %w", ErrCorrupt)
+	}
+	var e Event
+	for i := uint64(0); i < n; i++ {
+		size := d.uvarint()
+		if d.err != nil || size > uint64(len(d.b)) {
+			return fmt.Errorf("reading frame %d: %w", i, ErrCorrupt)
+		}
+		rec := decoder{b: d.b[:size]}
+		d.b = d.b[size:]
+		rec.record(&e)
+		if rec.err != nil {
+			return fmt.Errorf("reading frame %d: %w", i, rec.err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%d trailing bytes: %w", len(d.b), ErrCorrupt)
+	}
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = ErrCorrupt
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) record(e *Event) {
+	e.Type = Type(d.byte())
+	flags := d.byte()
+	recv := d.varint()
+	e.ReceivedAt = time.UnixMicro(recv).UTC()
+	e.Timestamp = time.UnixMicro(recv + d.varint()).UTC()
+	e.OriginalTimestamp, e.SentAt = time.Time{}, time.Time{}
+	if flags&flagOriginal != 0 {
+		e.OriginalTimestamp = time.UnixMicro(recv + d.varint()).UTC()
+	}
+	if flags&flagSentAt != 0 {
+		e.SentAt = time.UnixMicro(recv + d.varint()).UTC()
+	}
+	e.Tenant = d.string()
+	e.MessageID = d.string()
+	e.AnonymousID = d.string()
+	e.UserID = d.string()
+	e.Event = d.string()
+	e.Name = d.string()
+	e.PreviousID = d.string()
+	e.GroupID = d.string()
+	e.IP = d.string()
+	e.Properties = d.bytes()
+	e.Traits = d.bytes()
+	e.Context = d.bytes()
+	e.Integrations = d.bytes()
+	if d.err == nil && (e.Type == TypeUnknown || e.Type >= typeEnd || flags&^(flagOriginal|flagSentAt) != 0) {
+		d.fail()
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+}

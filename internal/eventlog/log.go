@@ -1,0 +1,291 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subject prefixes (DESIGN.md §5).
+const (
+	StreamEvents  = "EVENTS"
+	StreamDead    = "DEAD"
+	EventsPrefix  = "ev."
+	DeadPrefix    = "dead."
+	metaPartition = "contrail_partitions"
+)
+
+// Options configures the streams. Zero values mean JetStream's defaults,
+// except Partitions which must be set.
+type Options struct {
+	// Partitions is P, the number of EVENTS partitions.
+	Partitions int
+	// MaxAge and MaxBytes bound EVENTS retention (0: unlimited).
+	MaxAge   time.Duration
+	MaxBytes int64
+	// DuplicateWindow is the Nats-Msg-Id deduplication window.
+	DuplicateWindow time.Duration
+	// Replicas is the stream replication factor (1 embedded, 3 in a cluster).
+	Replicas int
+}
+
+// Log is the event log. It is safe for concurrent use.
+type Log struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	opts  Options
+	subjs []string // subject of each partition, precomputed for the hot path
+}
+
+// ErrPartitions means the EVENTS stream exists with another partition count
+// than configured; partitions are fixed when the stream is created.
+var ErrPartitions = errors.New("partition count differs from the existing stream")
+
+// Open connects the log to nc and creates the streams if they do not exist.
+// It is idempotent: a second node, or a restart, finds the streams in place.
+func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
+	if opts.Partitions < 1 {
+		return nil, fmt.Errorf("opening log: partitions must be at least 1, got %d", opts.Partitions)
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("opening jetstream: %w", err)
+	}
+	l := &Log{nc: nc, js: js, opts: opts, subjs: make([]string, opts.Partitions)}
+	for p := range l.subjs {
+		l.subjs[p] = EventsSubject(p)
+	}
+	events := jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "Contrail accepted events, one batch message per append",
+		Subjects:    []string{EventsPrefix + "*"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      opts.MaxAge,
+		MaxBytes:    orUnlimited(opts.MaxBytes),
+		MaxMsgSize:  8 << 20,
+		Duplicates:  opts.DuplicateWindow,
+		Replicas:    opts.Replicas,
+		Metadata:    map[string]string{metaPartition: strconv.Itoa(opts.Partitions)},
+	}
+	if err := l.ensure(ctx, events, true); err != nil {
+		return nil, err
+	}
+	dead := jetstream.StreamConfig{
+		Name:        StreamDead,
+		Description: "Contrail events a processor rejected, reason in the Contrail-Reason header",
+		Subjects:    []string{DeadPrefix + "*"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      30 * 24 * time.Hour,
+		Duplicates:  opts.DuplicateWindow,
+		Replicas:    opts.Replicas,
+	}
+	if err := l.ensure(ctx, dead, false); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// ensure creates cfg's stream or checks the existing one. For EVENTS, the
+// partition count must match; retention settings are updated in place.
+func (l *Log) ensure(ctx context.Context, cfg jetstream.StreamConfig, partitioned bool) error {
+	s, err := l.js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if _, err := l.js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
+	}
+	if partitioned {
+		have := s.CachedInfo().Config.Metadata[metaPartition]
+		if have != cfg.Metadata[metaPartition] {
+			return fmt.Errorf("stream %s has %s partitions, configured %d: %w", cfg.Name, have, l.opts.Partitions, ErrPartitions)
+		}
+	}
+	old := s.CachedInfo().Config
+	if old.MaxAge != cfg.MaxAge || old.MaxBytes != cfg.MaxBytes || old.Duplicates != cfg.Duplicates && cfg.Duplicates != 0 {
+		if _, err := l.js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("updating stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// EventsSubject returns the subject of EVENTS partition p.
+func EventsSubject(p int) string { return EventsPrefix + strconv.Itoa(p) }
+
+// PartitionOf returns the partition of an EVENTS subject, or -1.
+func PartitionOf(subject string) int {
+	s, ok := strings.CutPrefix(subject, EventsPrefix)
+	if !ok {
+		return -1
+	}
+	p, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return p
+}
+
+// Partitions returns P.
+func (l *Log) Partitions() int { return l.opts.Partitions }
+
+// Append stores data as one message of partition p and returns its stream
+// sequence once JetStream acknowledged it. A failed attempt is retried with
+// the same msgID until ctx ends, so the message is stored at most once even
+// when an acknowledgement was lost.
+func (l *Log) Append(ctx context.Context, p int, msgID string, data []byte) (uint64, error) {
+	if p < 0 || p >= len(l.subjs) {
+		return 0, fmt.Errorf("appending to partition %d of %d: out of range", p, len(l.subjs))
+	}
+	msg := &nats.Msg{Subject: l.subjs[p], Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
+	backoff := 5 * time.Millisecond
+	for {
+		ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(StreamEvents))
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("appending to %s: %w (last error: %w)", l.subjs[p], ctx.Err(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("appending to %s: %w (last error: %w)", l.subjs[p], ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+}
+
+// Ready checks that the log answers: the connection is up and EVENTS exists.
+func (l *Log) Ready(ctx context.Context) error {
+	if !l.nc.IsConnected() {
+		return errors.New("nats connection is " + l.nc.Status().String())
+	}
+	if _, err := l.js.Stream(ctx, StreamEvents); err != nil {
+		return fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+	}
+	return nil
+}
+
+// Message is one stored log message.
+type Message struct {
+	Partition int
+	Seq       uint64 // stream sequence
+	MsgID     string // Nats-Msg-Id
+	Time      time.Time
+	Data      []byte
+}
+
+// Start says where a read begins.
+type Start struct {
+	// Seq, when non-zero, starts at this stream sequence.
+	Seq uint64
+	// New starts with messages stored after the read began.
+	New bool
+}
+
+// Read delivers the messages of one partition (or of all when partition is
+// -1) to fn in stream order, from start, until ctx ends or fn fails. It uses
+// an ordered, ephemeral consumer, which recreates itself on gaps.
+func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Message) error) error {
+	cfg := jetstream.OrderedConsumerConfig{InactiveThreshold: 30 * time.Second}
+	if partition >= 0 {
+		cfg.FilterSubjects = []string{EventsSubject(partition)}
+	}
+	switch {
+	case start.New:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	case start.Seq > 0:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = start.Seq
+	default:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	cons, err := l.js.OrderedConsumer(ctx, StreamEvents, cfg)
+	if err != nil {
+		return fmt.Errorf("creating ordered consumer on %s: %w", StreamEvents, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", StreamEvents, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading %s: %w", StreamEvents, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("reading metadata: %w", err)
+		}
+		msg := Message{
+			Partition: PartitionOf(m.Subject()),
+			Seq:       md.Sequence.Stream,
+			MsgID:     m.Headers().Get(jetstream.MsgIDHeader),
+			Time:      md.Timestamp,
+			Data:      m.Data(),
+		}
+		if err := fn(msg); err != nil {
+			return err
+		}
+	}
+}
+
+// LastSeq returns the last stream sequence of EVENTS (0 when empty).
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
+	s, err := l.js.Stream(ctx, StreamEvents)
+	if err != nil {
+		return 0, fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+	}
+	return s.CachedInfo().State.LastSeq, nil
+}
+
+// ReadAll delivers every message stored up to now, in stream order, then
+// returns. Tests and tools use it to check the whole log.
+func (l *Log) ReadAll(ctx context.Context, fn func(Message) error) error {
+	last, err := l.LastSeq(ctx)
+	if err != nil || last == 0 {
+		return err
+	}
+	errDone := errors.New("done")
+	err = l.Read(ctx, -1, Start{}, func(m Message) error {
+		if err := fn(m); err != nil {
+			return err
+		}
+		if m.Seq >= last {
+			return errDone
+		}
+		return nil
+	})
+	if errors.Is(err, errDone) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,114 @@
+package tenant
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Cache is an always-current, read-only view of all tenants, for lookups on
+// the hot path. Lookups never block and never allocate.
+type Cache struct {
+	store  *Store
+	logger *slog.Logger
+	snap   atomic.Pointer[snapshot]
+	loaded chan struct{}
+}
+
+type snapshot struct {
+	byID       map[string]*Tenant
+	byWriteKey map[string]*Tenant
+}
+
+// NewCache returns a cache over store; Run keeps it current.
+func NewCache(store *Store, logger *slog.Logger) *Cache {
+	c := &Cache{store: store, logger: logger, loaded: make(chan struct{})}
+	c.snap.Store(&snapshot{byID: map[string]*Tenant{}, byWriteKey: map[string]*Tenant{}})
+	return c
+}
+
+// Loaded is closed once the cache holds every tenant that existed when Run began.
+func (c *Cache) Loaded() <-chan struct{} { return c.loaded }
+
+// ByWriteKey returns the tenant owning write key k.
+func (c *Cache) ByWriteKey(k string) (*Tenant, bool) {
+	t, ok := c.snap.Load().byWriteKey[k]
+	return t, ok
+}
+
+// ByID returns the tenant with id.
+func (c *Cache) ByID(id string) (*Tenant, bool) {
+	t, ok := c.snap.Load().byID[id]
+	return t, ok
+}
+
+// ByAPIKey returns the tenant owning API key secret. It is linear in the
+// number of tenants; the admin and query API are not a hot path.
+func (c *Cache) ByAPIKey(secret string) (*Tenant, bool) {
+	for _, t := range c.snap.Load().byID {
+		if t.HasAPIKey(secret) {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// Run watches the bucket and keeps the cache current until ctx ends.
+func (c *Cache) Run(ctx context.Context) error {
+	w, err := c.store.kv.WatchFiltered(ctx, []string{"t.*"})
+	if err != nil {
+		return fmt.Errorf("watching tenants: %w", err)
+	}
+	defer w.Stop()
+	pending := map[string]*Tenant{}
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("tenant watch closed")
+			}
+			if e == nil { // end of the initial values
+				initial = false
+				c.publish(pending)
+				close(c.loaded)
+				continue
+			}
+			id := strings.TrimPrefix(e.Key(), "t.")
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(pending, id)
+			} else {
+				var t Tenant
+				if err := json.Unmarshal(e.Value(), &t); err != nil {
+					c.logger.Error("skipping undecodable tenant", "tenant", id, "err", err)
+					continue
+				}
+				pending[id] = &t
+			}
+			if !initial {
+				c.publish(pending)
+			}
+		}
+	}
+}
+
+// publish swaps in a new immutable snapshot built from m.
+func (c *Cache) publish(m map[string]*Tenant) {
+	s := &snapshot{byID: make(map[string]*Tenant, len(m)), byWriteKey: make(map[string]*Tenant, len(m))}
+	for id, t := range m {
+		s.byID[id] = t
+		for _, k := range t.Keys {
+			if k.Kind == KindWrite {
+				s.byWriteKey[k.Secret] = t
+			}
+		}
+	}
+	c.snap.Store(s)
+}

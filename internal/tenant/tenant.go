@@ -1,0 +1,153 @@
+package tenant
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Limits bound what a tenant may send. A zero field means the default from
+// DefaultLimits, except EventsPerSecond and DailyQuota where zero means no limit.
+type Limits struct {
+	// EventsPerSecond is the sustained admission rate; Burst the bucket size.
+	EventsPerSecond float64 `json:"events_per_second"`
+	Burst           int     `json:"burst"`
+	// MaxEventBytes bounds one event's JSON.
+	MaxEventBytes int `json:"max_event_bytes"`
+	// MaxBatchBytes bounds one request body (after decompression).
+	MaxBatchBytes int `json:"max_batch_bytes"`
+	// MaxBatchEvents bounds the events in one request.
+	MaxBatchEvents int `json:"max_batch_events"`
+	// DailyQuota bounds the events accepted per UTC day.
+	DailyQuota int64 `json:"daily_quota"`
+}
+
+// DefaultLimits are the limits of a tenant created without any: the Segment
+// API's 32 KB per event and 500 KB per batch, no rate or quota limit.
+func DefaultLimits() Limits {
+	return Limits{MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 2500}
+}
+
+// WithDefaults returns l with zero size limits replaced by the defaults.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxEventBytes == 0 {
+		l.MaxEventBytes = d.MaxEventBytes
+	}
+	if l.MaxBatchBytes == 0 {
+		l.MaxBatchBytes = d.MaxBatchBytes
+	}
+	if l.MaxBatchEvents == 0 {
+		l.MaxBatchEvents = d.MaxBatchEvents
+	}
+	if l.EventsPerSecond > 0 && l.Burst == 0 {
+		l.Burst = max(int(l.EventsPerSecond), 1)
+	}
+	return l
+}
+
+// Validate reports limits that cannot be applied.
+func (l Limits) Validate() error {
+	var errs []error
+	if l.EventsPerSecond < 0 || l.Burst < 0 || l.MaxEventBytes < 0 || l.MaxBatchBytes < 0 || l.MaxBatchEvents < 0 || l.DailyQuota < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if l.MaxEventBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("max_event_bytes %d: at most 1 MiB", l.MaxEventBytes))
+	}
+	if l.MaxBatchBytes > 16<<20 {
+		errs = append(errs, fmt.Errorf("max_batch_bytes %d: at most 16 MiB", l.MaxBatchBytes))
+	}
+	if l.MaxEventBytes > 0 && l.MaxBatchBytes > 0 && l.MaxEventBytes > l.MaxBatchBytes {
+		errs = append(errs, errors.New("max_event_bytes must not exceed max_batch_bytes"))
+	}
+	return errors.Join(errs...)
+}
+
+// Key kinds.
+const (
+	KindWrite = "write" // collection: public, may sit in a web page
+	KindAPI   = "api"   // query and admin API for the tenant: secret
+)
+
+// Key is a credential of a tenant. Write keys are stored as they are, since
+// they are public by design; API keys are stored only as a SHA-256 hash.
+type Key struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Secret    string    `json:"secret,omitempty"` // write keys only
+	Hash      string    `json:"hash,omitempty"`   // API keys only
+	Prefix    string    `json:"prefix"`           // first characters, to recognise a key
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Tenant is one customer of a Contrail deployment.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Limits    Limits    `json:"limits"`
+	Keys      []Key     `json:"keys"`
+}
+
+// HasAPIKey reports whether secret is one of t's API keys.
+func (t *Tenant) HasAPIKey(secret string) bool {
+	h := HashKey(secret)
+	for _, k := range t.Keys {
+		if k.Kind == KindAPI && subtle.ConstantTimeCompare([]byte(k.Hash), []byte(h)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// HashKey returns the stored form of an API key.
+func HashKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$`)
+
+// ValidateName reports whether name can name a tenant.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("tenant name %q: %w", name, ErrInvalidName)
+	}
+	return nil
+}
+
+// newKey makes a key of kind with a random secret and returns it with the secret.
+func newKey(kind string, now time.Time) (Key, string) {
+	prefix := "wk_"
+	if kind == KindAPI {
+		prefix = "ak_"
+	}
+	secret := prefix + randomString(32)
+	k := Key{ID: "key_" + randomString(10), Kind: kind, Prefix: secret[:8], CreatedAt: now.UTC()}
+	if kind == KindAPI {
+		k.Hash = HashKey(secret)
+	} else {
+		k.Secret = secret
+	}
+	return k, secret
+}
+
+const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	for i := range b {
+		b[i] = alphabet[b[i]%32]
+	}
+	return string(b)
+}
+
+func normalizeName(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
