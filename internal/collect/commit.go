@@ -55,12 +55,18 @@ func (a *ack) result() error {
 	return a.err
 }
 
-// pending is the part of one request that goes to one partition.
+// pending is the part of one request that goes to one partition: spans of
+// the request's frame buffer, in the request's order.
 type pending struct {
-	frames []byte // concatenated event frames
-	n      int    // events in frames
-	ack    *ack
+	buf   []byte // the request's frames, all partitions
+	spans []span // this partition's frames in buf
+	size  int    // bytes in spans
+	n     int    // events in spans
+	ack   *ack
 }
+
+// span is one frame in a request's frame buffer.
+type span struct{ off, end int }
 
 // committer runs group commit for every partition.
 type committer struct {
@@ -74,6 +80,7 @@ type committer struct {
 	queues     []chan *pending
 	seq        atomic.Uint64
 	closed     atomic.Bool
+	msgPool    sync.Pool // *[]byte message buffers
 }
 
 // errClosed means the committer has stopped taking events.
@@ -92,6 +99,10 @@ func newCommitter(log Appender, partitions int, node string, cfg Config, logger 
 	}
 	for i := range c.queues {
 		c.queues[i] = make(chan *pending, 1024)
+	}
+	c.msgPool.New = func() any {
+		b := make([]byte, 0, cfg.FlushBytes+64<<10)
+		return &b
 	}
 	return c
 }
@@ -142,7 +153,7 @@ func (c *committer) publishLoop(ctx context.Context, part int) {
 			}
 		}
 		batch = append(batch[:0], first)
-		size, n := len(first.frames), first.n
+		size, n := first.size, first.n
 		var lingerC <-chan time.Time
 		if c.linger > 0 {
 			lingerC = time.After(c.linger)
@@ -163,12 +174,12 @@ func (c *committer) publishLoop(ctx context.Context, part int) {
 					break collect
 				}
 			}
-			if size+len(p.frames) > c.flushBytes {
+			if size+p.size > c.flushBytes {
 				carry = p
 				break
 			}
 			batch = append(batch, p)
-			size += len(p.frames)
+			size += p.size
 			n += p.n
 		}
 		c.publish(part, batch, size, n)
@@ -177,9 +188,12 @@ func (c *committer) publishLoop(ctx context.Context, part int) {
 
 // publish appends one message holding batch and answers every request in it.
 func (c *committer) publish(part int, batch []*pending, size, n int) {
-	msg := event.AppendHeader(make([]byte, 0, size+12), n)
+	bp := c.msgPool.Get().(*[]byte)
+	msg := event.AppendHeader((*bp)[:0], n)
 	for _, p := range batch {
-		msg = append(msg, p.frames...)
+		for _, s := range p.spans {
+			msg = append(msg, p.buf[s.off:s.end]...)
+		}
 	}
 	id := c.idPrefix + strconv.Itoa(part) + "." + strconv.FormatUint(c.seq.Add(1), 10)
 	// The append gets its own deadline, not a request's: a message holds many
@@ -191,6 +205,9 @@ func (c *committer) publish(part int, batch []*pending, size, n int) {
 	c.metrics.publishSeconds.Observe(time.Since(start).Seconds())
 	c.metrics.messageBytes.Observe(float64(len(msg)))
 	c.metrics.messageEvents.Observe(float64(n))
+	// The connection copied msg into its write buffer: it can be reused.
+	*bp = msg
+	c.msgPool.Put(bp)
 	if err != nil {
 		c.metrics.publishErrors.Inc()
 		c.logger.Warn("log append failed", "partition", part, "msg_id", id, "events", n, "err", err)

@@ -1,68 +1,22 @@
 package collect
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/contrailhq/contrail/internal/event"
 )
 
-// wireBatch is the body of /v1/batch, /v1/b and a batched beacon.
-type wireBatch struct {
-	Batch        []json.RawMessage `json:"batch"`
-	Context      json.RawMessage   `json:"context"`
-	Integrations json.RawMessage   `json:"integrations"`
-	WriteKey     string            `json:"writeKey"`
-	SentAt       string            `json:"sentAt"`
-}
-
-// wireEvent is one call as Segment's libraries send it.
-type wireEvent struct {
-	Type              string          `json:"type"`
-	MessageID         wireID          `json:"messageId"`
-	AnonymousID       wireID          `json:"anonymousId"`
-	UserID            wireID          `json:"userId"`
-	Event             string          `json:"event"`
-	Name              string          `json:"name"`
-	PreviousID        wireID          `json:"previousId"`
-	GroupID           wireID          `json:"groupId"`
-	Timestamp         string          `json:"timestamp"`
-	OriginalTimestamp string          `json:"originalTimestamp"`
-	SentAt            string          `json:"sentAt"`
-	Properties        json.RawMessage `json:"properties"`
-	Traits            json.RawMessage `json:"traits"`
-	Context           json.RawMessage `json:"context"`
-	Integrations      json.RawMessage `json:"integrations"`
-	WriteKey          string          `json:"writeKey"`
-}
-
-// wireID is an identifier sent as a JSON string or number; null is absent.
-// Libraries in loosely typed languages send numeric user ids.
-type wireID struct {
-	s   string
-	set bool
-}
-
-func (id *wireID) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		if err := json.Unmarshal(b, &id.s); err != nil {
-			return err
-		}
-		id.set = true
-	case bytes.Equal(b, []byte("null")):
-		*id = wireID{}
-	case len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9'):
-		id.s, id.set = string(b), true
-	default:
-		return fmt.Errorf("id must be a string or a number, got %.20s", b)
-	}
-	return nil
-}
+// The collector never builds a tree of the client's JSON. The whole body is
+// validated once (gjson.Valid), then each event is scanned once, field by
+// field; nested objects (properties, traits, context, integrations) are kept
+// as the raw bytes the client sent. All strings and raw values are views of
+// the request body: whatever must outlive the request is copied (frames by
+// event.AppendFrame, message ids by strings.Clone).
 
 // maxIDLen bounds every identifier.
 const maxIDLen = 256
@@ -86,9 +40,8 @@ func isBlockedID(s string) bool {
 
 // batchDefaults are what a batch passes down to each of its events.
 type batchDefaults struct {
-	context      json.RawMessage
-	contextMap   map[string]json.RawMessage // parsed once per batch, on demand
-	integrations json.RawMessage
+	context      string // raw JSON object, or ""
+	integrations string
 	sentAt       string
 }
 
@@ -103,119 +56,208 @@ type eventInput struct {
 	batch         *batchDefaults
 }
 
-// decodeEvent decodes and validates one event into out. It returns the code
-// of the first problem, or "" when the event is acceptable.
-func decodeEvent(raw []byte, in *eventInput, out *event.Event) (Code, string) {
+// idField is an identifier sent as a JSON string or number; null is absent.
+// Libraries in loosely typed languages send numeric user ids.
+type idField struct {
+	s   string
+	set bool
+}
+
+// rawFields are an event's fields as scanned, before validation.
+type rawFields struct {
+	typ                                string
+	messageID, anon, user, prev, group idField
+	event, name                        string
+	ts, orig, sent                     string
+	props, traits, ctx, integ          string
+}
+
+// decodeEvent decodes and validates one event into out. raw must be valid
+// JSON. It returns the code of the first problem, or "" when the event is
+// acceptable.
+func decodeEvent(raw string, in *eventInput, out *event.Event) (Code, string) {
 	if in.maxEventBytes > 0 && len(raw) > in.maxEventBytes {
 		return CodeEventTooLarge, fmt.Sprintf("event is %d bytes, limit %d", len(raw), in.maxEventBytes)
 	}
-	var w wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return CodeInvalidEvent, jsonErrorMessage(err)
+	var f rawFields
+	if code, msg := scanEvent(raw, &f); code != "" {
+		*out = event.Event{MessageID: f.messageID.s}
+		return code, msg
 	}
 	typ := in.typ
 	if typ == event.TypeUnknown {
-		typ = event.ParseType(w.Type)
+		typ = event.ParseType(f.typ)
 		if typ == event.TypeUnknown {
-			return CodeInvalidType, fmt.Sprintf("type %q is not one of track, page, screen, identify, alias, group", w.Type)
+			*out = event.Event{MessageID: f.messageID.s}
+			return CodeInvalidType, fmt.Sprintf("type %q is not one of track, page, screen, identify, alias, group", f.typ)
 		}
 	}
 	*out = event.Event{
 		Tenant:       in.tenant,
 		Type:         typ,
-		MessageID:    w.MessageID.s,
-		AnonymousID:  w.AnonymousID.s,
-		UserID:       w.UserID.s,
-		Event:        w.Event,
-		Name:         w.Name,
-		PreviousID:   w.PreviousID.s,
-		GroupID:      w.GroupID.s,
+		MessageID:    f.messageID.s,
+		AnonymousID:  f.anon.s,
+		UserID:       f.user.s,
+		Event:        f.event,
+		Name:         f.name,
+		PreviousID:   f.prev.s,
+		GroupID:      f.group.s,
 		ReceivedAt:   in.receivedAt,
-		Properties:   w.Properties,
-		Traits:       w.Traits,
-		Context:      w.Context,
-		Integrations: w.Integrations,
+		Properties:   bytesOf(f.props),
+		Traits:       bytesOf(f.traits),
+		Integrations: bytesOf(f.integ),
 	}
-	if code, msg := validateIDs(&w, typ); code != "" {
+	if code, msg := validateIDs(&f, typ); code != "" {
 		return code, msg
 	}
-	if typ == event.TypeTrack && strings.TrimSpace(w.Event) == "" {
+	if typ == event.TypeTrack && strings.TrimSpace(f.event) == "" {
 		return CodeMissingEvent, "track needs a non-empty event name"
 	}
-	for _, f := range [...]struct {
-		name string
-		v    json.RawMessage
-	}{{"properties", w.Properties}, {"traits", w.Traits}, {"context", w.Context}, {"integrations", w.Integrations}} {
-		if !isObjectOrNull(f.v) {
-			return CodeInvalidField, f.name + " must be an object"
-		}
-	}
-	if isNull(out.Properties) {
-		out.Properties = nil
-	}
-	if isNull(out.Traits) {
-		out.Traits = nil
-	}
-	if isNull(out.Integrations) {
-		out.Integrations = nil
-	}
+	ctx := f.ctx
 	if in.batch != nil {
-		var err error
-		if out.Context, err = in.batch.mergeContext(out.Context); err != nil {
-			return CodeInvalidField, "context: " + err.Error()
+		if ctx == "" {
+			ctx = in.batch.context
+			if ctx != "" {
+				out.Context = bytesOf(ctx)
+			}
+		} else {
+			out.Context = mergeObjects(ctx, in.batch.context)
 		}
-		if len(out.Integrations) == 0 {
-			out.Integrations = in.batch.integrations
+		if f.integ == "" {
+			out.Integrations = bytesOf(in.batch.integrations)
 		}
-	} else if isNull(out.Context) {
-		out.Context = nil
+	} else {
+		out.Context = bytesOf(ctx)
 	}
-	out.IP = contextIP(out.Context)
+	if ctx != "" && strings.Contains(ctx, `"ip"`) {
+		if ip := gjson.Get(ctx, "ip"); ip.Type == gjson.String {
+			out.IP = ip.Str
+		}
+	}
 	if out.IP == "" {
 		out.IP = in.peerIP
 	}
-	sentAt := w.SentAt
+	sentAt := f.sent
 	if sentAt == "" && in.batch != nil {
 		sentAt = in.batch.sentAt
 	}
-	if code, msg := setTimes(out, w.Timestamp, w.OriginalTimestamp, sentAt, in.maxFutureSkew); code != "" {
-		return code, msg
+	return setTimes(out, f.ts, f.orig, sentAt, in.maxFutureSkew)
+}
+
+// scanEvent reads the fields of one event and checks their JSON types.
+func scanEvent(raw string, f *rawFields) (code Code, msg string) {
+	v := gjson.Parse(raw)
+	if !v.IsObject() {
+		return CodeInvalidEvent, "an event must be a JSON object"
+	}
+	v.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			code, msg = stringField(k.Str, v, &f.typ)
+		case "messageId":
+			code, msg = idValue(k.Str, v, &f.messageID)
+		case "anonymousId":
+			code, msg = idValue(k.Str, v, &f.anon)
+		case "userId":
+			code, msg = idValue(k.Str, v, &f.user)
+		case "previousId":
+			code, msg = idValue(k.Str, v, &f.prev)
+		case "groupId":
+			code, msg = idValue(k.Str, v, &f.group)
+		case "event":
+			code, msg = stringField(k.Str, v, &f.event)
+		case "name":
+			code, msg = stringField(k.Str, v, &f.name)
+		case "timestamp":
+			code, msg = stringField(k.Str, v, &f.ts)
+		case "originalTimestamp":
+			code, msg = stringField(k.Str, v, &f.orig)
+		case "sentAt":
+			code, msg = stringField(k.Str, v, &f.sent)
+		case "properties":
+			code, msg = objectField(k.Str, v, &f.props)
+		case "traits":
+			code, msg = objectField(k.Str, v, &f.traits)
+		case "context":
+			code, msg = objectField(k.Str, v, &f.ctx)
+		case "integrations":
+			code, msg = objectField(k.Str, v, &f.integ)
+		}
+		return code == ""
+	})
+	return code, msg
+}
+
+func stringField(name string, v gjson.Result, dst *string) (Code, string) {
+	switch v.Type {
+	case gjson.String:
+		*dst = v.Str
+	case gjson.Null:
+		*dst = ""
+	default:
+		return CodeInvalidEvent, fmt.Sprintf("field %s: expected a string, got %.40s", name, v.Raw)
 	}
 	return "", ""
 }
 
-func validateIDs(w *wireEvent, typ event.Type) (Code, string) {
+func idValue(name string, v gjson.Result, dst *idField) (Code, string) {
+	switch v.Type {
+	case gjson.String:
+		*dst = idField{s: v.Str, set: true}
+	case gjson.Number:
+		*dst = idField{s: v.Raw, set: true}
+	case gjson.Null:
+		*dst = idField{}
+	default:
+		return CodeInvalidEvent, fmt.Sprintf("field %s: expected a string or a number, got %.40s", name, v.Raw)
+	}
+	return "", ""
+}
+
+func objectField(name string, v gjson.Result, dst *string) (Code, string) {
+	switch {
+	case v.IsObject():
+		*dst = v.Raw
+	case v.Type == gjson.Null:
+		*dst = ""
+	default:
+		return CodeInvalidField, fmt.Sprintf("field %s: expected an object, got %.40s", name, v.Raw)
+	}
+	return "", ""
+}
+
+func validateIDs(f *rawFields, typ event.Type) (Code, string) {
 	ids := [...]struct {
 		name string
-		id   wireID
-	}{{"anonymousId", w.AnonymousID}, {"userId", w.UserID}, {"previousId", w.PreviousID}, {"groupId", w.GroupID}, {"messageId", w.MessageID}}
-	for _, f := range ids {
-		if !f.id.set {
+		id   idField
+	}{{"anonymousId", f.anon}, {"userId", f.user}, {"previousId", f.prev}, {"groupId", f.group}, {"messageId", f.messageID}}
+	for _, x := range ids {
+		if !x.id.set {
 			continue
 		}
-		if len(f.id.s) > maxIDLen {
-			return CodeInvalidID, fmt.Sprintf("%s is longer than %d bytes", f.name, maxIDLen)
+		if len(x.id.s) > maxIDLen {
+			return CodeInvalidID, fmt.Sprintf("%s is longer than %d bytes", x.name, maxIDLen)
 		}
-		if f.name != "messageId" && isBlockedID(f.id.s) {
-			return CodeBlockedID, fmt.Sprintf("%s %q is not a usable id", f.name, f.id.s)
+		if x.name != "messageId" && isBlockedID(x.id.s) {
+			return CodeBlockedID, fmt.Sprintf("%s %q is not a usable id", x.name, x.id.s)
 		}
 	}
-	if w.MessageID.set && strings.TrimSpace(w.MessageID.s) == "" {
+	if f.messageID.set && strings.TrimSpace(f.messageID.s) == "" {
 		return CodeInvalidID, "messageId must not be empty"
 	}
-	if !w.AnonymousID.set && !w.UserID.set {
+	if !f.anon.set && !f.user.set {
 		return CodeMissingID, "userId or anonymousId is required"
 	}
 	switch typ {
 	case event.TypeAlias:
-		if !w.PreviousID.set {
+		if !f.prev.set {
 			return CodeMissingPreviousID, "alias needs previousId"
 		}
-		if !w.UserID.set {
+		if !f.user.set {
 			return CodeMissingID, "alias needs userId"
 		}
 	case event.TypeGroup:
-		if !w.GroupID.set {
+		if !f.group.set {
 			return CodeMissingGroupID, "group needs groupId"
 		}
 	}
@@ -270,68 +312,45 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not an ISO 8601 time", s)
 }
 
-// mergeContext returns the event's context with the batch's context keys it
-// lacks; the event's own keys win.
-func (b *batchDefaults) mergeContext(own json.RawMessage) (json.RawMessage, error) {
-	if isNull(own) {
-		own = nil
+// mergeObjects returns the JSON object own with the members of defaults that
+// own lacks; own's members win. Both must be JSON objects.
+func mergeObjects(own, defaults string) []byte {
+	if defaults == "" {
+		return bytesOf(own)
 	}
-	if len(b.context) == 0 || isNull(b.context) {
-		return own, nil
-	}
-	if len(own) == 0 {
-		return b.context, nil
-	}
-	if b.contextMap == nil {
-		if err := json.Unmarshal(b.context, &b.contextMap); err != nil {
-			return nil, err
+	var keysBuf [16]string
+	keys := keysBuf[:0]
+	gjson.Parse(own).ForEach(func(k, _ gjson.Result) bool {
+		keys = append(keys, k.Str)
+		return true
+	})
+	end := strings.LastIndexByte(own, '}')
+	out := make([]byte, 0, len(own)+len(defaults))
+	out = append(out, own[:end]...)
+	n := len(keys)
+	gjson.Parse(defaults).ForEach(func(k, v gjson.Result) bool {
+		for _, have := range keys {
+			if have == k.Str {
+				return true
+			}
 		}
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(own, &m); err != nil {
-		return nil, err
-	}
-	added := false
-	for k, v := range b.contextMap {
-		if _, ok := m[k]; !ok {
-			m[k] = v
-			added = true
+		if n > 0 {
+			out = append(out, ',')
 		}
-	}
-	if !added {
-		return own, nil
-	}
-	return json.Marshal(m)
+		out = append(out, k.Raw...)
+		out = append(out, ':')
+		out = append(out, v.Raw...)
+		n++
+		return true
+	})
+	return append(out, '}')
 }
 
-// contextIP returns context.ip when the client set it.
-func contextIP(ctx json.RawMessage) string {
-	if !bytes.Contains(ctx, []byte(`"ip"`)) {
-		return ""
+// bytesOf returns the bytes of s without copying, or nil for "". The result
+// must only be read: it aliases the request body.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
 	}
-	var c struct {
-		IP string `json:"ip"`
-	}
-	if json.Unmarshal(ctx, &c) != nil {
-		return ""
-	}
-	return c.IP
-}
-
-func isNull(b json.RawMessage) bool { return len(b) == 4 && string(b) == "null" }
-
-func isObjectOrNull(b json.RawMessage) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	return len(b) == 0 || b[0] == '{' || isNull(b)
-}
-
-// jsonErrorMessage turns a decoding error into a short message for clients.
-func jsonErrorMessage(err error) string {
-	switch e := err.(type) {
-	case *json.UnmarshalTypeError:
-		return fmt.Sprintf("field %s: expected %s, got JSON %s", e.Field, e.Type, e.Value)
-	case *json.SyntaxError:
-		return "malformed JSON at byte " + strconv.FormatInt(e.Offset, 10) + ": " + e.Error()
-	}
-	return err.Error()
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/tenant"
@@ -147,7 +150,7 @@ func (c *Collector) process(r *http.Request, req *request, buf *bytes.Buffer) *r
 		}
 		req.tenant = t
 	}
-	var raws []json.RawMessage
+	var raws []string
 	var defaults *batchDefaults
 	if req.ep.kind == kindPixel {
 		raw, key, e := pixelEvent(r.URL.Query())
@@ -159,7 +162,7 @@ func (c *Collector) process(r *http.Request, req *request, buf *bytes.Buffer) *r
 				return e
 			}
 		}
-		raws = []json.RawMessage{raw}
+		raws = []string{string(raw)}
 	} else {
 		if e := c.readBody(r, req, buf); e != nil {
 			return e
@@ -222,30 +225,26 @@ func (c *Collector) readBody(r *http.Request, req *request, buf *bytes.Buffer) *
 	return nil
 }
 
-// parseBody splits the body into raw events and learns the write key from
-// the body when the request had no Basic auth.
-func (c *Collector) parseBody(req *request) ([]json.RawMessage, *batchDefaults, *reqError) {
-	body := bytes.TrimSpace(req.body)
+// parseBody validates the body, splits it into raw events and learns the
+// write key from the body when the request had no Basic auth.
+func (c *Collector) parseBody(req *request) ([]string, *batchDefaults, *reqError) {
+	body := strings.TrimSpace(unsafe.String(unsafe.SliceData(req.body), len(req.body)))
 	if len(body) == 0 {
 		return nil, nil, refuse(CodeInvalidJSON, "empty body")
 	}
 	if body[0] != '{' {
 		return nil, nil, refuse(CodeInvalidJSON, "body must be a JSON object")
 	}
+	if !gjson.Valid(body) {
+		return nil, nil, refuse(CodeInvalidJSON, "body is not valid JSON")
+	}
 	isBatch := req.ep.kind == kindBatch
 	if req.ep.kind == kindBeacon {
-		isBatch = bytes.Contains(body, []byte(`"batch"`))
+		isBatch = gjson.Get(body, "batch").Exists()
 	}
 	if !isBatch {
-		if !json.Valid(body) {
-			return nil, nil, refuse(CodeInvalidJSON, "body is not valid JSON")
-		}
 		if req.tenant == nil {
-			var k struct {
-				WriteKey string `json:"writeKey"`
-			}
-			_ = json.Unmarshal(body, &k)
-			if e := c.authBody(req, k.WriteKey); e != nil {
+			if e := c.authBody(req, gjson.Get(body, "writeKey").String()); e != nil {
 				return nil, nil, e
 			}
 		}
@@ -255,29 +254,58 @@ func (c *Collector) parseBody(req *request) ([]json.RawMessage, *batchDefaults, 
 		if max := req.tenant.Limits.MaxEventBytes; req.ep.kind == kindSingle && max > 0 && len(body) > max {
 			return nil, nil, refuse(CodeEventTooLarge, "event is "+strconv.Itoa(len(body))+" bytes, limit "+strconv.Itoa(max))
 		}
-		return []json.RawMessage{body}, nil, nil
+		return []string{body}, nil, nil
 	}
-	var b wireBatch
-	if err := json.Unmarshal(body, &b); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, nil, refuse(CodeInvalidBatch, jsonErrorMessage(err))
+	var (
+		raws     []string
+		d        batchDefaults
+		writeKey string
+		bad      *reqError
+	)
+	gjson.Parse(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "batch":
+			if !v.IsArray() {
+				bad = refuse(CodeInvalidBatch, "batch must be an array of events")
+				return false
+			}
+			v.ForEach(func(_, item gjson.Result) bool {
+				raws = append(raws, item.Raw)
+				return true
+			})
+		case "context":
+			d.context, bad = batchObject("context", v)
+		case "integrations":
+			d.integrations, bad = batchObject("integrations", v)
+		case "writeKey":
+			writeKey = v.String()
+		case "sentAt":
+			if v.Type != gjson.String && v.Type != gjson.Null {
+				bad = refuse(CodeInvalidBatch, "sentAt must be a string")
+			}
+			d.sentAt = v.Str
 		}
-		return nil, nil, refuse(CodeInvalidJSON, jsonErrorMessage(err))
+		return bad == nil
+	})
+	if bad != nil {
+		return nil, nil, bad
 	}
 	if req.tenant == nil {
-		if e := c.authBody(req, b.WriteKey); e != nil {
+		if e := c.authBody(req, writeKey); e != nil {
 			return nil, nil, e
 		}
 	}
-	d := &batchDefaults{context: b.Context, integrations: b.Integrations, sentAt: b.SentAt}
-	if !isObjectOrNull(d.context) || !isObjectOrNull(d.integrations) {
-		return nil, nil, refuse(CodeInvalidBatch, "batch context and integrations must be objects")
+	return raws, &d, nil
+}
+
+func batchObject(name string, v gjson.Result) (string, *reqError) {
+	switch {
+	case v.IsObject():
+		return v.Raw, nil
+	case v.Type == gjson.Null:
+		return "", nil
 	}
-	if isNull(d.integrations) {
-		d.integrations = nil
-	}
-	return b.Batch, d, nil
+	return "", refuse(CodeInvalidBatch, "batch "+name+" must be an object")
 }
 
 // authBody authenticates by a write key found in the body or query, and
@@ -303,9 +331,13 @@ type part struct {
 	p         *pending
 }
 
+// framePool holds requests' frame buffers. A buffer goes back only when
+// every partition acknowledged: after a timeout, a publisher may still read it.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
 // store validates every event, admits the valid ones, hands them to group
 // commit and waits for the log's acknowledgement.
-func (c *Collector) store(ctx context.Context, req *request, raws []json.RawMessage, defaults *batchDefaults) *reqError {
+func (c *Collector) store(ctx context.Context, req *request, raws []string, defaults *batchDefaults) *reqError {
 	t := req.tenant
 	in := eventInput{
 		tenant: t.ID, typ: req.ep.typ, receivedAt: req.receivedAt, peerIP: req.peerIP,
@@ -316,35 +348,44 @@ func (c *Collector) store(ctx context.Context, req *request, raws []json.RawMess
 	}
 	req.results = make([]result, len(raws))
 	parts := make([]part, 0, 4)
+	fp := framePool.Get().(*[]byte)
+	frames := (*fp)[:0]
 	var ids idGen
 	var e event.Event
 	for i, raw := range raws {
 		code, msg := decodeEvent(raw, &in, &e)
 		if code != "" {
-			req.results[i] = result{messageID: e.MessageID, code: code, msg: msg}
+			req.results[i] = result{messageID: strings.Clone(e.MessageID), code: code, msg: msg}
 			c.metrics.rejectedEvents.WithLabelValues(t.ID, string(code)).Inc()
 			continue
 		}
 		if e.MessageID == "" {
 			e.MessageID = ids.next()
 		}
-		req.results[i] = result{messageID: e.MessageID}
+		req.results[i] = result{messageID: strings.Clone(e.MessageID)}
 		p := event.Partition(t.ID, e.VisitorKey(), c.deps.Partitions)
 		j := 0
 		for j < len(parts) && parts[j].partition != p {
 			j++
 		}
 		if j == len(parts) {
-			parts = append(parts, part{partition: p, p: &pending{frames: make([]byte, 0, 1024)}})
+			parts = append(parts, part{partition: p, p: &pending{}})
 		}
-		parts[j].p.frames = event.AppendFrame(parts[j].p.frames, &e)
-		parts[j].p.n++
+		off := len(frames)
+		frames = event.AppendFrame(frames, &e)
+		pp := parts[j].p
+		pp.spans = append(pp.spans, span{off, len(frames)})
+		pp.size += len(frames) - off
+		pp.n++
 		req.accepted++
 	}
+	*fp = frames
 	if req.accepted == 0 {
+		framePool.Put(fp)
 		return nil
 	}
 	if e := c.admission.admit(t, req.accepted, req.receivedAt); e != nil {
+		framePool.Put(fp)
 		return e
 	}
 	a := newAck(len(parts))
@@ -352,6 +393,7 @@ func (c *Collector) store(ctx context.Context, req *request, raws []json.RawMess
 	defer cancel()
 	for i, pt := range parts {
 		pt.p.ack = a
+		pt.p.buf = frames
 		if err := c.commit.enqueue(ctx, pt.partition, pt.p); err != nil {
 			for range parts[i:] { // never enqueued: answer for them here
 				a.finish(err)
@@ -361,6 +403,9 @@ func (c *Collector) store(ctx context.Context, req *request, raws []json.RawMess
 	}
 	select {
 	case <-a.done:
+		if cap(frames) <= 4<<20 {
+			framePool.Put(fp)
+		}
 	case <-ctx.Done():
 		return c.unavailable(t, ctx.Err())
 	}
