@@ -287,7 +287,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	}
 	enc := json.NewEncoder(w)
 	type line struct {
-		Partition int    `json:"partition"`
+		Partition int          `json:"partition"`
 		Seq       uint64       `json:"seq"`
 		Event     *event.Event `json:"event"`
 	}

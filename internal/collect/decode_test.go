@@ -116,7 +116,7 @@ func TestSetTimes(t *testing.T) {
 	// Future times are clamped to receivedAt.
 	f("2030-01-01T00:00:00Z", "", "", recv)
 	f("2026-11-23T12:00:30Z", "", "", recv.Add(30*time.Second)) // within the allowed skew
-	f("2026-11-23T12:00:00Z", "", "2026-11-23T11:00:00Z", recv)  // sentAt before the call
+	f("2026-11-23T12:00:00Z", "", "2026-11-23T11:00:00Z", recv) // sentAt before the call
 	// Offsets and other ISO forms.
 	f("2026-11-23T13:00:00+01:00", "", "", recv)
 	f("2026-11-23T13:00:00.000+0100", "", "", recv)
