@@ -20,17 +20,16 @@ var (
 	ErrCorrupt = errors.New("corrupt log message")
 )
 
-// Layout of version 1.
+// Layout of version 1:
 //
-// message := version:byte count:uvarint frame*
-// frame   := len:uvarint record
-// record  := type:byte flags:byte receivedAt:varint(µs since epoch)
-//
-//	timestamp:varint(µs from receivedAt)
-//	[originalTimestamp:varint(µs from receivedAt)] if flags&hasOriginal
-//	[sentAt:varint(µs from receivedAt)]            if flags&hasSentAt
-//	tenant messageId anonymousId userId event name previousId groupId ip
-//	properties traits context integrations        (each: len:uvarint bytes)
+//	message := version:byte count:uvarint frame*
+//	frame   := len:uvarint record
+//	record  := type:byte flags:byte receivedAt:varint(µs since epoch)
+//	           timestamp:varint(µs from receivedAt)
+//	           [originalTimestamp:varint(µs from receivedAt)] if flags&flagOriginal
+//	           [sentAt:varint(µs from receivedAt)]            if flags&flagSentAt
+//	           tenant messageId anonymousId userId event name previousId groupId ip
+//	           properties traits context integrations        (each len:uvarint bytes)
 //
 // Times are kept to the microsecond, in UTC. Times other than receivedAt are
 // deltas, which keeps them to two or three bytes for live traffic.
