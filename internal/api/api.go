@@ -72,6 +72,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	}))
 }
 
+// AdminOnly wraps h so that it answers only requests with the admin token.
+func (a *API) AdminOnly(h http.Handler) http.Handler { return a.admin(h.ServeHTTP) }
+
 // admin checks the admin token.
 func (a *API) admin(next http.HandlerFunc) http.Handler {
 	want := []byte(a.deps.AdminToken)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -126,7 +127,11 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	}
 	mux := http.NewServeMux()
 	n.collect.Register(mux)
-	api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Logger: n.logger}).Register(mux)
+	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Logger: n.logger})
+	admin.Register(mux)
+	mux.Handle("/debug/pprof/", admin.AdminOnly(http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/profile", admin.AdminOnly(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/trace", admin.AdminOnly(http.HandlerFunc(pprof.Trace)))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
