@@ -1,0 +1,24 @@
+// Package loadgen is the load generator behind `contrail bench ingest`: a
+// realistic, deterministic model of Segment-style browser traffic, and a
+// driver that posts it to a collector's /v1/batch and measures what comes
+// back.
+//
+// The Model derives every visitor's identity from a seed instead of storing
+// it, and writes events by appending bytes, without reflection, so that the
+// generator spends little of the CPU the measured server needs. The same
+// ModelConfig always produces the same bytes; models that share a Seed but
+// not a Stream share the visitor pool but never a messageId.
+//
+// Run sends either open-loop at a target rate, where each request has a due
+// time and its latency counts from that due time (a slow server cannot slow
+// the schedule down and hide its own latency: "coordinated omission"), or
+// closed-loop as fast as its workers can. It counts events from the
+// collector's "accepted" and "rejected" answer fields, failed requests by
+// status, and transport errors; with a metrics URL it also reports the
+// server's CPU seconds per million accepted events. Run stops at its
+// Duration or when its context is cancelled, and always waits for the
+// requests in flight, so that Accepted matches what the server stored.
+//
+// A Model is not safe for concurrent use; Run gives each worker its own.
+// Run may be called concurrently.
+package loadgen
