@@ -205,6 +205,9 @@ func TestAppendBatchIsSegmentShaped(t *testing.T) {
 
 	empty := decodeBatch(t, NewModel(ModelConfig{}).AppendBatch(nil, 0, sentAt))
 	require.Empty(t, empty.Batch)
+
+	odd := decodeBatch(t, NewModel(ModelConfig{RunID: "a\"b\\c\n d:é"}).AppendBatch(nil, 1, sentAt))
+	require.True(t, strings.HasPrefix(odd.Batch[0].MessageID, "a_b_c__d:__-0-"), odd.Batch[0].MessageID)
 }
 
 var (

@@ -129,8 +129,11 @@ func (r Report) failures() string {
 	for _, c := range codes {
 		parts = append(parts, fmt.Sprintf("%d×%d", r.Errors[c], c))
 	}
-	if r.TransportErrors > 0 || len(parts) == 0 {
+	if r.TransportErrors > 0 {
 		parts = append(parts, fmt.Sprintf("%d transport", r.TransportErrors))
+	}
+	if len(parts) == 0 {
+		return "none"
 	}
 	return strings.Join(parts, ", ")
 }

@@ -177,7 +177,10 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	}
 	var cpuBefore float64
 	if opt.MetricsURL != "" {
-		if cpuBefore, err = readCPUSeconds(ctx, client, opt.MetricsURL); err != nil {
+		mctx, mcancel := context.WithTimeout(ctx, opt.RequestTimeout)
+		cpuBefore, err = readCPUSeconds(mctx, client, opt.MetricsURL)
+		mcancel()
+		if err != nil {
 			return Report{}, fmt.Errorf("reading server cpu before the run: %w", err)
 		}
 	}
@@ -215,7 +218,7 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 		errs = append(errs, fmt.Errorf("running load: stopped after %v of %v: %w", r.stoppedAt.Sub(r.start).Round(time.Millisecond), opt.Duration, ctx.Err()))
 	}
 	if opt.MetricsURL != "" {
-		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), opt.RequestTimeout)
 		cpuAfter, err := readCPUSeconds(mctx, client, opt.MetricsURL)
 		mcancel()
 		if err != nil {
@@ -251,7 +254,8 @@ type runner struct {
 
 // due returns when request i is due in the open loop.
 func (r *runner) due(i int64) time.Time {
-	return r.start.Add(time.Duration(float64(i) * r.interval))
+	const never = 1 << 62 // 146 years: a tiny Rate must not overflow
+	return r.start.Add(time.Duration(min(float64(i)*r.interval, never)))
 }
 
 // monitor reports progress and notes when and why the stop signal came,

@@ -256,7 +256,7 @@ func TestRunCountsTransportErrors(t *testing.T) {
 	require.Zero(t, rep.Accepted)
 	require.Zero(t, rep.Latency.Count)
 	require.NotEmpty(t, rep.FirstError)
-	require.Contains(t, rep.String(), "transport")
+	require.Contains(t, rep.String(), fmt.Sprintf("%d transport", rep.TransportErrors))
 }
 
 // TestRunPacesOpenLoop checks the schedule exactly, in virtual time.
@@ -506,7 +506,7 @@ func TestReportText(t *testing.T) {
 	require.Contains(t, closed, "closed loop")
 	require.NotContains(t, closed, "missed")
 	require.NotContains(t, closed, "server cpu")
-	require.Contains(t, closed, "failed requests  0 transport")
+	require.Contains(t, closed, "failed requests  none")
 }
 
 func TestBodyReuse(t *testing.T) {
