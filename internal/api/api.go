@@ -32,12 +32,23 @@ type LogReader interface {
 	Read(ctx context.Context, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
 }
 
+// Applier reports when this node serves a tenant change; *tenant.Cache
+// implements it.
+type Applier interface {
+	WaitFor(ctx context.Context, rev uint64) error
+}
+
 // Deps are the API's collaborators.
 type Deps struct {
 	AdminToken string
 	Tenants    Tenants
 	Log        LogReader
-	Logger     *slog.Logger
+	// Applied, when set, makes tenant changes read-your-writes: the API
+	// answers once this node's collector serves the change (at most
+	// ApplyWait; other nodes follow within moments).
+	Applied   Applier
+	ApplyWait time.Duration
+	Logger    *slog.Logger
 }
 
 // API is the admin HTTP API.
@@ -127,6 +138,23 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// applied waits until this node serves tenant revision rev. A timeout is
+// logged, not failed: the change is stored and will arrive.
+func (a *API) applied(ctx context.Context, rev uint64) {
+	if a.deps.Applied == nil || rev == 0 {
+		return
+	}
+	wait := a.deps.ApplyWait
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := a.deps.Applied.WaitFor(ctx, rev); err != nil {
+		a.deps.Logger.Warn("tenant change stored but not yet applied by this node", "revision", rev, "err", err)
+	}
+}
+
 func (a *API) fail(w http.ResponseWriter, err error) {
 	code := errorCode(err)
 	if code == CodeInternal {
@@ -157,6 +185,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	a.applied(r.Context(), c.Tenant.Revision)
 	a.deps.Logger.Info("tenant created", "tenant", c.Tenant.ID, "name", c.Tenant.Name)
 	writeJSON(w, http.StatusCreated, struct {
 		tenantView
@@ -213,6 +242,7 @@ func (a *API) addKey(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	a.applied(r.Context(), t.Revision)
 	writeJSON(w, http.StatusCreated, map[string]any{"tenant": t.ID, "key": viewKey(k), "secret": secret})
 }
 
@@ -222,6 +252,7 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	a.applied(r.Context(), t.Revision)
 	writeJSON(w, http.StatusOK, view(t))
 }
 
@@ -258,6 +289,7 @@ func (a *API) setLimits(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	a.applied(r.Context(), t.Revision)
 	a.deps.Logger.Info("tenant limits changed", "tenant", t.ID, "limits", t.Limits)
 	writeJSON(w, http.StatusOK, t.Limits)
 }

@@ -48,8 +48,8 @@ type Node struct {
 
 // New builds a node: it opens the data directory and the log, creates the
 // streams and opens the tenant store. Run serves it.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (n *Node, err error) {
-	n = &Node{cfg: cfg, logger: logger}
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, err error) {
+	n := &Node{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
 			n.closeLog()
@@ -127,7 +127,7 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	}
 	mux := http.NewServeMux()
 	n.collect.Register(mux)
-	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Logger: n.logger})
+	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Applied: n.cache, Logger: n.logger})
 	admin.Register(mux)
 	mux.Handle("/debug/pprof/", admin.AdminOnly(http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", admin.AdminOnly(http.HandlerFunc(pprof.Profile)))

@@ -77,11 +77,12 @@ type rawFields struct {
 // acceptable.
 func decodeEvent(raw string, in *eventInput, out *event.Event) (Code, string) {
 	if in.maxEventBytes > 0 && len(raw) > in.maxEventBytes {
+		*out = event.Event{MessageID: messageIDOf(raw)}
 		return CodeEventTooLarge, fmt.Sprintf("event is %d bytes, limit %d", len(raw), in.maxEventBytes)
 	}
 	var f rawFields
 	if code, msg := scanEvent(raw, &f); code != "" {
-		*out = event.Event{MessageID: f.messageID.s}
+		*out = event.Event{MessageID: messageIDOf(raw)}
 		return code, msg
 	}
 	typ := in.typ
@@ -92,6 +93,7 @@ func decodeEvent(raw string, in *eventInput, out *event.Event) (Code, string) {
 			return CodeInvalidType, fmt.Sprintf("type %q is not one of track, page, screen, identify, alias, group", f.typ)
 		}
 	}
+	blocked := dropBlockedIDs(&f)
 	*out = event.Event{
 		Tenant:       in.tenant,
 		Type:         typ,
@@ -107,7 +109,7 @@ func decodeEvent(raw string, in *eventInput, out *event.Event) (Code, string) {
 		Traits:       bytesOf(f.traits),
 		Integrations: bytesOf(f.integ),
 	}
-	if code, msg := validateIDs(&f, typ); code != "" {
+	if code, msg := validateIDs(&f, typ, blocked); code != "" {
 		return code, msg
 	}
 	if typ == event.TypeTrack && strings.TrimSpace(f.event) == "" {
@@ -226,7 +228,26 @@ func objectField(name string, v gjson.Result, dst *string) (Code, string) {
 	return "", ""
 }
 
-func validateIDs(f *rawFields, typ event.Type) (Code, string) {
+// dropBlockedIDs treats a blocked anonymousId or userId as absent: the value
+// is refused as an id (DESIGN.md §6), but an event that has the other id is
+// kept. It returns a description of what it dropped, or "".
+func dropBlockedIDs(f *rawFields) string {
+	var dropped string
+	for _, x := range [...]struct {
+		name string
+		id   *idField
+	}{{"anonymousId", &f.anon}, {"userId", &f.user}} {
+		if x.id.set && isBlockedID(x.id.s) {
+			if dropped == "" {
+				dropped = fmt.Sprintf("%s %q is not a usable id", x.name, x.id.s)
+			}
+			*x.id = idField{}
+		}
+	}
+	return dropped
+}
+
+func validateIDs(f *rawFields, typ event.Type, blocked string) (Code, string) {
 	ids := [...]struct {
 		name string
 		id   idField
@@ -246,6 +267,9 @@ func validateIDs(f *rawFields, typ event.Type) (Code, string) {
 		return CodeInvalidID, "messageId must not be empty"
 	}
 	if !f.anon.set && !f.user.set {
+		if blocked != "" {
+			return CodeBlockedID, blocked + "; userId or anonymousId is required"
+		}
 		return CodeMissingID, "userId or anonymousId is required"
 	}
 	switch typ {
@@ -344,6 +368,16 @@ func mergeObjects(own, defaults string) []byte {
 		return true
 	})
 	return append(out, '}')
+}
+
+// messageIDOf returns the messageId of a rejected event, when it has one,
+// so that the answer names the event the client sent.
+func messageIDOf(raw string) string {
+	v := gjson.Get(raw, "messageId")
+	if v.Type == gjson.String || v.Type == gjson.Number {
+		return v.String()
+	}
+	return ""
 }
 
 // bytesOf returns the bytes of s without copying, or nil for "". The result

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,4 +167,32 @@ func TestAppendResults(t *testing.T) {
 		map[string]any{"messageId": "a", "status": "accepted"},
 		map[string]any{"messageId": `b"`, "status": "rejected", "code": "missing_id", "message": "no id"},
 	}}, got)
+}
+
+func TestBlockedIDIsDroppedWhenAnotherIDRemains(t *testing.T) {
+	var e event.Event
+	code, msg := decodeEvent(`{"type":"page","userId":"u-1","anonymousId":"undefined"}`, input(), &e)
+	require.Empty(t, code, msg)
+	require.Equal(t, "u-1", e.UserID)
+	require.Empty(t, e.AnonymousID, "the blocked value is not kept as an id")
+	require.Equal(t, "u-1", e.VisitorKey())
+
+	code, _ = decodeEvent(`{"type":"alias","userId":"null","anonymousId":"a","previousId":"p"}`, input(), &e)
+	require.Equal(t, CodeMissingID, code, "alias still needs a usable userId")
+}
+
+func TestRejectedEventKeepsItsMessageID(t *testing.T) {
+	in := input()
+	in.maxEventBytes = 100
+	f := func(raw, want string) {
+		t.Helper()
+		e := event.Event{MessageID: "left-over"}
+		code, _ := decodeEvent(raw, in, &e)
+		require.NotEmpty(t, code)
+		require.Equal(t, want, e.MessageID, raw)
+	}
+	f(`{"event":42,"messageId":"m1","type":"track","userId":"u"}`, "m1")
+	f(`{"messageId":7,"properties":"x","type":"track","userId":"u"}`, "7")
+	f(`{"type":"track","userId":"u","messageId":"big","properties":{"pad":"`+strings.Repeat("x", 100)+`"}}`, "big")
+	f(`{"type":"track","userId":"u"}`, "")
 }

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -195,7 +196,10 @@ func (c *Collector) readBody(r *http.Request, req *request, buf *bytes.Buffer) *
 	case "gzip":
 		// The compressed size is bounded by the server-wide limit, the
 		// decompressed size by the tenant's: a gzip bomb stops at the limit.
-		zr, err := gzip.NewReader(io.LimitReader(r.Body, c.cfg.MaxBodyBytes+1))
+		if r.ContentLength > c.cfg.MaxBodyBytes {
+			return refuse(CodeBatchTooLarge, "compressed body exceeds "+strconv.FormatInt(c.cfg.MaxBodyBytes, 10)+" bytes")
+		}
+		zr, err := gzip.NewReader(http.MaxBytesReader(nil, r.Body, c.cfg.MaxBodyBytes))
 		if err != nil {
 			return refuse(CodeInvalidGzip, "body is not valid gzip: "+err.Error())
 		}
@@ -213,7 +217,8 @@ func (c *Collector) readBody(r *http.Request, req *request, buf *bytes.Buffer) *
 		if errors.As(err, &maxErr) {
 			return refuse(CodeBatchTooLarge, "body exceeds the server limit")
 		}
-		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+		var corrupt flate.CorruptInputError
+		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &corrupt) {
 			return refuse(CodeInvalidGzip, "reading body: "+err.Error())
 		}
 		return refuse(CodeInvalidJSON, "reading body: "+err.Error())

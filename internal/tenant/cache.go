@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,6 +19,10 @@ type Cache struct {
 	logger *slog.Logger
 	snap   atomic.Pointer[snapshot]
 	loaded chan struct{}
+
+	mu      sync.Mutex
+	rev     uint64        // highest KV revision applied
+	changed chan struct{} // closed and replaced when rev moves
 }
 
 type snapshot struct {
@@ -27,13 +32,43 @@ type snapshot struct {
 
 // NewCache returns a cache over store; Run keeps it current.
 func NewCache(store *Store, logger *slog.Logger) *Cache {
-	c := &Cache{store: store, logger: logger, loaded: make(chan struct{})}
+	c := &Cache{store: store, logger: logger, loaded: make(chan struct{}), changed: make(chan struct{})}
 	c.snap.Store(&snapshot{byID: map[string]*Tenant{}, byWriteKey: map[string]*Tenant{}})
 	return c
 }
 
 // Loaded is closed once the cache holds every tenant that existed when Run began.
 func (c *Cache) Loaded() <-chan struct{} { return c.loaded }
+
+// WaitFor blocks until the cache has applied KV revision rev (see
+// Tenant.Revision), so that a change made through this node is served by
+// this node's collector on the next request.
+func (c *Cache) WaitFor(ctx context.Context, rev uint64) error {
+	for {
+		c.mu.Lock()
+		if c.rev >= rev {
+			c.mu.Unlock()
+			return nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for tenant revision %d: %w", rev, ctx.Err())
+		}
+	}
+}
+
+func (c *Cache) advance(rev uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev > c.rev {
+		c.rev = rev
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+}
 
 // ByWriteKey returns the tenant owning write key k.
 func (c *Cache) ByWriteKey(k string) (*Tenant, bool) {
@@ -67,6 +102,7 @@ func (c *Cache) Run(ctx context.Context) error {
 	defer w.Stop()
 	pending := map[string]*Tenant{}
 	initial := true
+	var maxRev uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,9 +114,11 @@ func (c *Cache) Run(ctx context.Context) error {
 			if e == nil { // end of the initial values
 				initial = false
 				c.publish(pending)
+				c.advance(maxRev)
 				close(c.loaded)
 				continue
 			}
+			maxRev = max(maxRev, e.Revision())
 			id := strings.TrimPrefix(e.Key(), "t.")
 			if e.Operation() != jetstream.KeyValuePut {
 				delete(pending, id)
@@ -94,6 +132,7 @@ func (c *Cache) Run(ctx context.Context) error {
 			}
 			if !initial {
 				c.publish(pending)
+				c.advance(e.Revision())
 			}
 		}
 	}

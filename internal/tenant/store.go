@@ -75,10 +75,12 @@ func (s *Store) Create(ctx context.Context, name string, limits Limits) (Created
 		return Created{}, fmt.Errorf("reserving tenant name: %w", err)
 	}
 	b, _ := json.Marshal(&t)
-	if _, err := s.kv.Create(ctx, tenantKey(t.ID), b); err != nil {
+	rev, err := s.kv.Create(ctx, tenantKey(t.ID), b)
+	if err != nil {
 		_ = s.kv.Delete(ctx, nameKey(name))
 		return Created{}, fmt.Errorf("storing tenant: %w", err)
 	}
+	t.Revision = rev
 	return Created{Tenant: t, WriteKey: wsecret, APIKey: asecret}, nil
 }
 
@@ -89,20 +91,27 @@ func (s *Store) Get(ctx context.Context, idOrName string) (Tenant, error) {
 }
 
 func (s *Store) get(ctx context.Context, idOrName string) (Tenant, uint64, error) {
-	id := idOrName
-	if !strings.HasPrefix(id, "tn_") {
-		e, err := s.kv.Get(ctx, nameKey(idOrName))
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return Tenant{}, 0, fmt.Errorf("tenant %q: %w", idOrName, ErrNotFound)
+	if strings.HasPrefix(idOrName, "tn_") {
+		t, rev, err := s.getByID(ctx, idOrName)
+		if !errors.Is(err, ErrNotFound) {
+			return t, rev, err
 		}
-		if err != nil {
-			return Tenant{}, 0, fmt.Errorf("looking up tenant name: %w", err)
-		}
-		id = string(e.Value())
+		// Not an id after all: a name may look like one.
 	}
+	e, err := s.kv.Get(ctx, nameKey(idOrName))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Tenant{}, 0, fmt.Errorf("tenant %q: %w", idOrName, ErrNotFound)
+	}
+	if err != nil {
+		return Tenant{}, 0, fmt.Errorf("looking up tenant name: %w", err)
+	}
+	return s.getByID(ctx, string(e.Value()))
+}
+
+func (s *Store) getByID(ctx context.Context, id string) (Tenant, uint64, error) {
 	e, err := s.kv.Get(ctx, tenantKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
-		return Tenant{}, 0, fmt.Errorf("tenant %q: %w", idOrName, ErrNotFound)
+		return Tenant{}, 0, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Tenant{}, 0, fmt.Errorf("reading tenant %s: %w", id, err)
@@ -111,6 +120,7 @@ func (s *Store) get(ctx context.Context, idOrName string) (Tenant, uint64, error
 	if err := json.Unmarshal(e.Value(), &t); err != nil {
 		return Tenant{}, 0, fmt.Errorf("decoding tenant %s: %w", id, err)
 	}
+	t.Revision = e.Revision()
 	return t, e.Revision(), nil
 }
 
@@ -122,7 +132,7 @@ func (s *Store) List(ctx context.Context) ([]Tenant, error) {
 	}
 	var out []Tenant
 	for k := range lister.Keys() {
-		t, _, err := s.get(ctx, strings.TrimPrefix(k, "t."))
+		t, _, err := s.getByID(ctx, strings.TrimPrefix(k, "t."))
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -147,8 +157,9 @@ func (s *Store) Update(ctx context.Context, idOrName string, fn func(*Tenant) er
 			return Tenant{}, err
 		}
 		b, _ := json.Marshal(&t)
-		_, err = s.kv.Update(ctx, tenantKey(t.ID), b, rev)
+		newRev, err := s.kv.Update(ctx, tenantKey(t.ID), b, rev)
 		if err == nil {
+			t.Revision = newRev
 			return t, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) || attempt > 10 {

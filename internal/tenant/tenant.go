@@ -94,6 +94,9 @@ type Tenant struct {
 	CreatedAt time.Time `json:"created_at"`
 	Limits    Limits    `json:"limits"`
 	Keys      []Key     `json:"keys"`
+	// Revision is the KV revision this copy was read or written at; a
+	// Cache that has applied Revision serves this copy or a newer one.
+	Revision uint64 `json:"-"`
 }
 
 // HasAPIKey reports whether secret is one of t's API keys.
