@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/loadgen"
 )
 
@@ -40,7 +41,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			c.server = o.URL
 		}
 		var out struct {
-			Keys []keyInfo `json:"keys"`
+			Keys []api.KeyView `json:"keys"`
 		}
 		if err := c.do(ctx, "GET", "/api/v1/tenants/"+url.PathEscape(*name)+"/keys", nil, &out); err != nil {
 			return err

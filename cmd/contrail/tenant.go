@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
@@ -106,22 +107,6 @@ func tenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return printJSON(stdout, out)
 }
 
-type tenantInfo struct {
-	ID        string        `json:"id"`
-	Name      string        `json:"name"`
-	CreatedAt time.Time     `json:"created_at"`
-	Limits    tenant.Limits `json:"limits"`
-	Keys      []keyInfo     `json:"keys"`
-}
-
-type keyInfo struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Prefix    string    `json:"prefix"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 func tenantList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tenant list", stderr)
 	var c client
@@ -131,7 +116,7 @@ func tenantList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	var out struct {
-		Tenants []tenantInfo `json:"tenants"`
+		Tenants []api.TenantView `json:"tenants"`
 	}
 	if err := c.do(ctx, "GET", "/api/v1/tenants", nil, &out); err != nil {
 		return err
@@ -184,7 +169,7 @@ func tenantKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	var out struct {
-		Keys []keyInfo `json:"keys"`
+		Keys []api.KeyView `json:"keys"`
 	}
 	if err := c.do(ctx, "GET", base, nil, &out); err != nil {
 		return err

@@ -100,16 +100,17 @@ func (a *API) admin(next http.HandlerFunc) http.Handler {
 	})
 }
 
-// tenantView is a tenant as the API shows it: API keys only by prefix.
-type tenantView struct {
+// TenantView is a tenant as the API shows it: API keys only by prefix.
+type TenantView struct {
 	ID        string        `json:"id"`
 	Name      string        `json:"name"`
 	CreatedAt time.Time     `json:"created_at"`
 	Limits    tenant.Limits `json:"limits"`
-	Keys      []keyView     `json:"keys"`
+	Keys      []KeyView     `json:"keys"`
 }
 
-type keyView struct {
+// KeyView is a key as the API shows it.
+type KeyView struct {
 	ID        string    `json:"id"`
 	Kind      string    `json:"kind"`
 	Prefix    string    `json:"prefix"`
@@ -117,12 +118,12 @@ type keyView struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func viewKey(k tenant.Key) keyView {
-	return keyView{ID: k.ID, Kind: k.Kind, Prefix: k.Prefix, Secret: k.Secret, CreatedAt: k.CreatedAt}
+func viewKey(k tenant.Key) KeyView {
+	return KeyView{ID: k.ID, Kind: k.Kind, Prefix: k.Prefix, Secret: k.Secret, CreatedAt: k.CreatedAt}
 }
 
-func view(t tenant.Tenant) tenantView {
-	v := tenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Keys: []keyView{}}
+func view(t tenant.Tenant) TenantView {
+	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Keys: []KeyView{}}
 	for _, k := range t.Keys {
 		v.Keys = append(v.Keys, viewKey(k))
 	}
@@ -188,7 +189,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 	a.applied(r.Context(), c.Tenant.Revision)
 	a.deps.Logger.Info("tenant created", "tenant", c.Tenant.ID, "name", c.Tenant.Name)
 	writeJSON(w, http.StatusCreated, struct {
-		tenantView
+		TenantView
 		WriteKey string `json:"write_key"`
 		APIKey   string `json:"api_key"`
 	}{view(c.Tenant), c.WriteKey, c.APIKey})
@@ -200,7 +201,7 @@ func (a *API) listTenants(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	out := make([]tenantView, 0, len(ts))
+	out := make([]TenantView, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, view(t))
 	}
