@@ -105,7 +105,7 @@ func (c *client) send(ctx context.Context, method, path string, body any) (*http
 	resp, err := hc.Do(req)
 	if err != nil {
 		var ue interface{ Timeout() bool }
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) && ue.Timeout() {
 			return nil, fmt.Errorf("%s %s: timed out: %w", method, path, err)
 		}
 		return nil, fmt.Errorf("%s %s: is a node running at %s? %w", method, path, c.server, err)

@@ -177,7 +177,7 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) {
 	if req.Limits != nil {
 		l = *req.Limits
 	}
-	if err := l.Validate(); err != nil {
+	if err := l.WithDefaults().Validate(); err != nil {
 		a.fail(w, fmt.Errorf("%w: %v", errInvalid, err))
 		return
 	}
@@ -281,7 +281,7 @@ func (a *API) setLimits(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	if err := l.Validate(); err != nil {
+	if err := l.WithDefaults().Validate(); err != nil {
 		a.fail(w, fmt.Errorf("%w: %v", errInvalid, err))
 		return
 	}

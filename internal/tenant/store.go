@@ -60,7 +60,7 @@ func (s *Store) Create(ctx context.Context, name string, limits Limits) (Created
 	if err := ValidateName(name); err != nil {
 		return Created{}, err
 	}
-	if err := limits.Validate(); err != nil {
+	if err := limits.WithDefaults().Validate(); err != nil {
 		return Created{}, err
 	}
 	now := s.now().UTC()
@@ -170,7 +170,7 @@ func (s *Store) Update(ctx context.Context, idOrName string, fn func(*Tenant) er
 
 // SetLimits replaces a tenant's limits.
 func (s *Store) SetLimits(ctx context.Context, idOrName string, l Limits) (Tenant, error) {
-	if err := l.Validate(); err != nil {
+	if err := l.WithDefaults().Validate(); err != nil {
 		return Tenant{}, err
 	}
 	return s.Update(ctx, idOrName, func(t *Tenant) error {
