@@ -233,16 +233,13 @@ func objectField(name string, v gjson.Result, dst *string) (Code, string) {
 // kept. It returns a description of what it dropped, or "".
 func dropBlockedIDs(f *rawFields) string {
 	var dropped string
-	for _, x := range [...]struct {
-		name string
-		id   *idField
-	}{{"anonymousId", &f.anon}, {"userId", &f.user}} {
-		if x.id.set && isBlockedID(x.id.s) {
-			if dropped == "" {
-				dropped = fmt.Sprintf("%s %q is not a usable id", x.name, x.id.s)
-			}
-			*x.id = idField{}
-		}
+	if f.user.set && isBlockedID(f.user.s) {
+		dropped = fmt.Sprintf("userId %q is not a usable id", f.user.s)
+		f.user = idField{}
+	}
+	if f.anon.set && isBlockedID(f.anon.s) {
+		dropped = fmt.Sprintf("anonymousId %q is not a usable id", f.anon.s)
+		f.anon = idField{}
 	}
 	return dropped
 }
