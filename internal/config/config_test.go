@@ -52,3 +52,12 @@ func TestTrustedProxies(t *testing.T) {
 	require.Len(t, ps, 2)
 	require.Equal(t, "127.0.0.1/32", ps[1].String())
 }
+
+// The example file in deploy/ must load and hold exactly the defaults.
+func TestExampleConfigIsTheDefaults(t *testing.T) {
+	cfg, _, err := Load(flag.NewFlagSet("t", flag.ContinueOnError), []string{"--config", "../../deploy/contrail.example.yaml"}, func(string) string { return "" })
+	require.NoError(t, err)
+	want := Default()
+	want.Collect.TrustedProxies = []string{}
+	require.Equal(t, want, cfg)
+}
