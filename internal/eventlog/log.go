@@ -158,23 +158,58 @@ func (l *Log) Append(ctx context.Context, p int, msgID string, data []byte) (uin
 	if p < 0 || p >= len(l.subjs) {
 		return 0, fmt.Errorf("appending to partition %d of %d: out of range", p, len(l.subjs))
 	}
-	msg := &nats.Msg{Subject: l.subjs[p], Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
+	return l.publish(ctx, &nats.Msg{Subject: l.subjs[p], Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}, StreamEvents)
+}
+
+// Publish stores data on subject (in whichever stream holds it) with msgID
+// and the given headers, retrying like Append. Shards use it for their
+// outputs (DEAD and, later, LEADS).
+func (l *Log) Publish(ctx context.Context, subject, msgID string, data []byte, headers map[string]string) (uint64, error) {
+	h := nats.Header{jetstream.MsgIDHeader: []string{msgID}}
+	for k, v := range headers {
+		h.Set(k, v)
+	}
+	return l.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: h}, "")
+}
+
+func (l *Log) publish(ctx context.Context, msg *nats.Msg, stream string) (uint64, error) {
+	var opts []jetstream.PublishOpt
+	if stream != "" {
+		opts = append(opts, jetstream.WithExpectStream(stream))
+	}
 	backoff := 5 * time.Millisecond
 	for {
-		ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(StreamEvents))
+		ack, err := l.js.PublishMsg(ctx, msg, opts...)
 		if err == nil {
 			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil {
-			return 0, fmt.Errorf("appending to %s: %w (last error: %w)", l.subjs[p], ctx.Err(), err)
+			return 0, fmt.Errorf("publishing to %s: %w (last error: %w)", msg.Subject, ctx.Err(), err)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("appending to %s: %w (last error: %w)", l.subjs[p], ctx.Err(), err)
+			return 0, fmt.Errorf("publishing to %s: %w (last error: %w)", msg.Subject, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 250*time.Millisecond)
 	}
+}
+
+// LastSeqOf returns the stream sequence of the last message on EVENTS
+// partition p (0 when it has none).
+func (l *Log) LastSeqOf(ctx context.Context, p int) (uint64, error) {
+	s, err := l.js.Stream(ctx, StreamEvents)
+	if err != nil {
+		return 0, fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, EventsSubject(p))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading last message of %s: %w", EventsSubject(p), err)
+	}
+	return m.Sequence, nil
 }
 
 // Ready checks that the log answers: the connection is up and EVENTS exists.
@@ -195,6 +230,9 @@ type Message struct {
 	MsgID     string // Nats-Msg-Id
 	Time      time.Time
 	Data      []byte
+	// Pending is how many messages of the read's subjects were stored after
+	// this one when it was delivered: the reader's lag.
+	Pending uint64
 }
 
 // Start says where a read begins.
@@ -251,6 +289,7 @@ func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Mess
 			MsgID:     m.Headers().Get(jetstream.MsgIDHeader),
 			Time:      md.Timestamp,
 			Data:      m.Data(),
+			Pending:   md.NumPending,
 		}
 		if err := fn(msg); err != nil {
 			return err

@@ -167,7 +167,10 @@ func TestAppendAndReadPartition(t *testing.T) {
 		out := make([]eventlog.Message, len(ms))
 		for i, m := range ms {
 			require.False(t, m.Time.IsZero(), "message %d has no time", m.Seq)
-			m.Time = time.Time{}
+			// A partition read's Pending is its lag: the messages of the
+			// partition stored after this one.
+			require.Equal(t, uint64(len(ms)-1-i), m.Pending, "pending after message %d", m.Seq)
+			m.Time, m.Pending = time.Time{}, 0
 			out[i] = m
 		}
 		return out
@@ -305,7 +308,7 @@ func TestMessagesSurviveRestart(t *testing.T) {
 	got := readAll(t, ctx, l2)
 	require.Len(t, got, len(want))
 	for i := range got {
-		got[i].Time = time.Time{}
+		got[i].Time, got[i].Pending = time.Time{}, 0
 	}
 	require.Equal(t, want, got)
 

@@ -1,0 +1,177 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/store"
+)
+
+// Processor applies events to a shard's state. Process must be
+// deterministic given the event and the state it reads through tx: time
+// comes from the event, never from the wall clock. A returned error sends
+// the event to DEAD with the error as the reason; its writes and outputs
+// are discarded.
+type Processor interface {
+	Process(ctx context.Context, tx *Tx, e *event.Event) error
+}
+
+// Source reads one partition in order; *eventlog.Log implements it.
+type Source interface {
+	Read(ctx context.Context, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
+}
+
+// Publisher stores outputs; *eventlog.Log implements it.
+type Publisher interface {
+	Publish(ctx context.Context, subject, msgID string, data []byte, headers map[string]string) (uint64, error)
+}
+
+// Headers on DEAD messages.
+const (
+	HeaderReason    = "Contrail-Reason"
+	HeaderStream    = "Contrail-Stream"
+	HeaderPartition = "Contrail-Partition"
+	HeaderSeq       = "Contrail-Seq"
+)
+
+// shard is one partition's processing loop.
+type shard struct {
+	rt        *Runtime
+	stream    string
+	stage     string
+	partition int
+	proc      Processor
+
+	position atomic.Uint64 // last applied stream sequence
+	pending  atomic.Uint64 // messages after the last delivered one
+	last     atomic.Uint64 // highest sequence delivered
+}
+
+// run processes the partition from the stored position until ctx ends or
+// an infrastructure error (log or store) stops it.
+func (s *shard) run(ctx context.Context) error {
+	pos, err := store.GetUint64(s.rt.deps.Store.DB(), store.PositionKey(s.stream, s.partition))
+	if err != nil {
+		return err
+	}
+	s.position.Store(pos)
+	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}}
+	return s.rt.deps.Source.Read(ctx, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {
+		s.pending.Store(m.Pending)
+		s.last.Store(m.Seq)
+		if m.Seq <= s.position.Load() {
+			return nil // already applied (a redelivery after a consumer reset)
+		}
+		select {
+		case s.rt.workers <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.rt.workers }()
+		return s.apply(ctx, tx, m)
+	})
+}
+
+// apply processes one log message and commits its effects with the position.
+func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
+	start := time.Now()
+	batch := s.rt.deps.Store.NewBatch()
+	defer func() { _ = batch.Close() }()
+	tx.batch = batch
+	var outputs []Output
+	var dead []Output
+	processed, failed := 0, 0
+	var lastReceived time.Time
+	idx := 0
+	err := event.EachEvent(m.Data, func(e *event.Event) error {
+		tx.reset(m.Seq, idx)
+		idx++
+		lastReceived = e.ReceivedAt
+		if perr := s.process(ctx, tx, e); perr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failed++
+			dead = append(dead, deadOutput(s, m.Seq, e, perr))
+			s.rt.metrics.dead.WithLabelValues(s.stream, e.Tenant).Inc()
+			s.rt.logger.Warn("event sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq,
+				"tenant", e.Tenant, "message_id", e.MessageID, "err", perr)
+			return nil
+		}
+		if err := tx.apply(); err != nil {
+			return err
+		}
+		processed++
+		s.rt.metrics.processed.WithLabelValues(s.stream, e.Tenant).Inc()
+		outputs = append(outputs, tx.outputs...)
+		return nil
+	})
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, event.ErrCorrupt) || errors.Is(err, event.ErrVersion):
+		// The whole message is unreadable: nothing of it is applied.
+		_ = batch.Close()
+		batch = s.rt.deps.Store.NewBatch()
+		outputs = nil
+		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, err)}}
+		s.rt.metrics.dead.WithLabelValues(s.stream, "unknown").Inc()
+		s.rt.logger.Error("unreadable log message sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq, "err", err)
+	case err != nil:
+		return fmt.Errorf("processing %s seq %d: %w", s.stream, m.Seq, err)
+	}
+	for i, o := range outputs {
+		if _, err := s.rt.deps.Publisher.Publish(ctx, o.Subject, OutputID(s.stage, s.partition, m.Seq, i), o.Data, o.Headers); err != nil {
+			return fmt.Errorf("publishing output %d of seq %d: %w", i, m.Seq, err)
+		}
+	}
+	for i, o := range dead {
+		if _, err := s.rt.deps.Publisher.Publish(ctx, o.Subject, "dead."+OutputID(s.stage, s.partition, m.Seq, i), o.Data, o.Headers); err != nil {
+			return fmt.Errorf("publishing dead event %d of seq %d: %w", i, m.Seq, err)
+		}
+	}
+	if err := store.PutUint64(batch, store.PositionKey(s.stream, s.partition), m.Seq); err != nil {
+		return err
+	}
+	if err := s.rt.deps.Store.Commit(batch); err != nil {
+		return err
+	}
+	s.position.Store(m.Seq)
+	p := strconv.Itoa(s.partition)
+	s.rt.metrics.position.WithLabelValues(s.stream, p).Set(float64(m.Seq))
+	s.rt.metrics.lag.WithLabelValues(s.stream, p).Set(float64(m.Pending))
+	s.rt.metrics.applySeconds.WithLabelValues(s.stream).Observe(time.Since(start).Seconds())
+	if !lastReceived.IsZero() {
+		// Wall clock for the metric only; processing never reads it.
+		s.rt.metrics.endToEnd.WithLabelValues(s.stream).Observe(s.rt.now().Sub(lastReceived).Seconds())
+	}
+	return nil
+}
+
+// process runs the processor, turning a panic into an error so that one
+// poison event cannot stop the partition.
+func (s *shard) process(ctx context.Context, tx *Tx, e *event.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("processor panicked: %v", r)
+		}
+	}()
+	return s.proc.Process(ctx, tx, e)
+}
+
+func (s *shard) deadHeaders(seq uint64, reason error) map[string]string {
+	return map[string]string{
+		HeaderReason: reason.Error(), HeaderStream: s.stream,
+		HeaderPartition: strconv.Itoa(s.partition), HeaderSeq: strconv.FormatUint(seq, 10),
+	}
+}
+
+func deadOutput(s *shard, seq uint64, e *event.Event, reason error) Output {
+	return Output{Subject: eventlog.DeadPrefix + e.Tenant, Data: event.EncodeBatch([]event.Event{*e}), Headers: s.deadHeaders(seq, reason)}
+}

@@ -1,0 +1,135 @@
+// Package store is Contrail's local state: a Pebble database per node,
+// shared by its shards. Each shard writes its state and its input position in
+// one atomic batch (see package shard), which is what makes processing
+// exactly once.
+//
+// Key layout: keys starting with 0x00 are the store's own (positions,
+// high-water marks); every other key belongs to a processor, which prefixes
+// its keys with its stream and partition so that shards never overlap.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Store is a Pebble database. It is safe for concurrent use.
+type Store struct {
+	db *pebble.DB
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	opts := &pebble.Options{Logger: pebbleLogger{logger}}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening pebble store in %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing pebble store: %w", err)
+	}
+	return nil
+}
+
+// NewBatch returns an indexed batch: reads through it see its own writes.
+func (s *Store) NewBatch() *pebble.Batch { return s.db.NewIndexedBatch() }
+
+// Commit applies b atomically. It does not fsync: a process crash keeps
+// every committed batch (the WAL is written before Commit returns); an OS
+// crash may lose a suffix of batches, never part of one, and the shard then
+// replays from the older position.
+func (s *Store) Commit(b *pebble.Batch) error {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("committing batch: %w", err)
+	}
+	return nil
+}
+
+// Reader is what Get reads from: the database or a batch.
+type Reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// Get returns a copy of the value of key, or nil when it is absent.
+func Get(r Reader, key []byte) ([]byte, error) {
+	v, c, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", key, err)
+	}
+	out := append([]byte(nil), v...)
+	_ = c.Close()
+	return out, nil
+}
+
+// DB returns the database, for reads outside a batch.
+func (s *Store) DB() Reader { return s.db }
+
+// PositionKey is where a shard of stream's partition p keeps the last
+// stream sequence it applied.
+func PositionKey(stream string, p int) []byte {
+	return []byte("\x00pos/" + stream + "/" + strconv.Itoa(p))
+}
+
+// HWMKey is where a shard keeps its high-water mark for one upstream
+// (an output stage and partition, e.g. "vis.3").
+func HWMKey(stream string, p int, upstream string) []byte {
+	return []byte("\x00hwm/" + stream + "/" + strconv.Itoa(p) + "/" + upstream)
+}
+
+// GetUint64 reads a big-endian uint64 (0 when absent).
+func GetUint64(r Reader, key []byte) (uint64, error) {
+	v, err := Get(r, key)
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("value of %q is %d bytes, want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// PutUint64 writes a big-endian uint64 into b.
+func PutUint64(b *pebble.Batch, key []byte, v uint64) error {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], v)
+	if err := b.Set(key, buf[:], nil); err != nil {
+		return fmt.Errorf("writing %q: %w", key, err)
+	}
+	return nil
+}
+
+// pebbleLogger sends Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l != nil {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+	panic(fmt.Sprintf(format, args...))
+}
