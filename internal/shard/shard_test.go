@@ -266,7 +266,9 @@ func TestDuplicateHighWaterMark(t *testing.T) {
 
 type procFunc func(context.Context, *shard.Tx, *event.Event) error
 
-func (f procFunc) Process(ctx context.Context, tx *shard.Tx, e *event.Event) error { return f(ctx, tx, e) }
+func (f procFunc) Process(ctx context.Context, tx *shard.Tx, e *event.Event) error {
+	return f(ctx, tx, e)
+}
 
 func TestParseOutputID(t *testing.T) {
 	up, seq, i, err := shard.ParseOutputID(shard.OutputID("vis", 7, 123, 4))
