@@ -27,6 +27,7 @@ type Tx struct {
 
 	batch   *pebble.Batch
 	overlay map[string]entry
+	ranges  [][2][]byte
 	outputs []Output
 }
 
@@ -45,6 +46,7 @@ type Output struct {
 func (tx *Tx) reset(seq uint64, index int) {
 	tx.Seq, tx.Index = seq, index
 	clear(tx.overlay)
+	tx.ranges = tx.ranges[:0]
 	tx.outputs = tx.outputs[:0]
 }
 
@@ -67,11 +69,22 @@ func (tx *Tx) Set(key, value []byte) {
 // Delete removes key.
 func (tx *Tx) Delete(key []byte) { tx.overlay[string(key)] = entry{deleted: true} }
 
+// DeleteRange removes the keys in [start, end) when the event commits.
+// Reads in the same event do not see it; it is meant for expiring old state.
+func (tx *Tx) DeleteRange(start, end []byte) {
+	tx.ranges = append(tx.ranges, [2][]byte{append([]byte(nil), start...), append([]byte(nil), end...)})
+}
+
 // Emit queues an output, published before the commit with a deterministic id.
 func (tx *Tx) Emit(o Output) { tx.outputs = append(tx.outputs, o) }
 
 // apply moves the event's writes into the message's batch.
 func (tx *Tx) apply() error {
+	for _, r := range tx.ranges {
+		if err := tx.batch.DeleteRange(r[0], r[1], nil); err != nil {
+			return fmt.Errorf("deleting range %q..%q: %w", r[0], r[1], err)
+		}
+	}
 	for k, e := range tx.overlay {
 		var err error
 		if e.deleted {

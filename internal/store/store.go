@@ -75,6 +75,15 @@ func Get(r Reader, key []byte) ([]byte, error) {
 	return out, nil
 }
 
+// NewIter iterates over the committed keys in [lower, upper).
+func (s *Store) NewIter(lower, upper []byte) (*pebble.Iterator, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, fmt.Errorf("iterating %q..%q: %w", lower, upper, err)
+	}
+	return it, nil
+}
+
 // DB returns the database, for reads outside a batch.
 func (s *Store) DB() Reader { return s.db }
 

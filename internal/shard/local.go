@@ -1,0 +1,36 @@
+package shard
+
+import (
+	"context"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/store"
+)
+
+// ApplyLocal runs proc over events as if they were one log message at seq
+// of stream's partition, and commits their effects and the position to st,
+// exactly as a shard would, but without a log: outputs are returned instead
+// of published, with the error of each event (nil when applied). Processor
+// tests and scripted scenarios use it.
+func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition int, seq uint64, proc Processor, events []event.Event) ([]Output, []error, error) {
+	batch := st.NewBatch()
+	defer func() { _ = batch.Close() }()
+	tx := &Tx{Stream: stream, Partition: partition, batch: batch, overlay: map[string]entry{}}
+	s := &shard{stream: stream, partition: partition, proc: proc}
+	var outputs []Output
+	errs := make([]error, len(events))
+	for i := range events {
+		tx.reset(seq, i)
+		if errs[i] = s.process(ctx, tx, &events[i]); errs[i] != nil {
+			continue
+		}
+		if err := tx.apply(); err != nil {
+			return nil, nil, err
+		}
+		outputs = append(outputs, tx.outputs...)
+	}
+	if err := store.PutUint64(batch, store.PositionKey(stream, partition), seq); err != nil {
+		return nil, nil, err
+	}
+	return outputs, errs, st.Commit(batch)
+}
