@@ -36,7 +36,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // Duplicates returns the duplicates counter of a tenant (for tests and status).
-func (m *Metrics) Duplicates(tenant string) prometheus.Counter { return m.duplicates.WithLabelValues(tenant) }
+func (m *Metrics) Duplicates(tenant string) prometheus.Counter {
+	return m.duplicates.WithLabelValues(tenant)
+}
 
 // Processor is the visitor shard of one partition.
 type Processor struct {
