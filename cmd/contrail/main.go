@@ -4,6 +4,7 @@
 //	contrail tenant create NAME    create a tenant and print its keys
 //	contrail tenant list|keys|limits
 //	contrail tail --tenant NAME    follow a tenant's accepted events
+//	contrail status                shards' position and lag per partition
 //	contrail bench ingest          drive a node with realistic Segment traffic
 //	contrail version
 //
@@ -31,6 +32,7 @@ Usage:
   contrail tenant keys NAME [--create write|api] [--revoke KEY_ID]
   contrail tenant limits NAME [--events-per-second N ...]
   contrail tail --tenant NAME [--from-start] [--type TYPE]
+  contrail status [--json]               progress and lag of the node's shards per partition
   contrail bench ingest [flags]          load-test a node's collector
   contrail version
 
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenantCmd(ctx, rest, stdout, stderr)
 	case "tail":
 		return tail(ctx, rest, stdout, stderr)
+	case "status":
+		return status(ctx, rest, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, stdout, stderr)
 	case "version":

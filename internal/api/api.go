@@ -48,7 +48,25 @@ type Deps struct {
 	// ApplyWait; other nodes follow within moments).
 	Applied   Applier
 	ApplyWait time.Duration
-	Logger    *slog.Logger
+	// Status reports the node's shards for GET /api/v1/status.
+	Status StatusReporter
+	Logger *slog.Logger
+}
+
+// PartitionStatus is one shard's progress: the last stream sequence it
+// applied, the last one stored in its partition, and how many log messages
+// of the partition are not applied yet.
+type PartitionStatus struct {
+	Stream    string `json:"stream"`
+	Partition int    `json:"partition"`
+	Position  uint64 `json:"position"`
+	Last      uint64 `json:"last"`
+	Lag       uint64 `json:"lag"`
+}
+
+// StatusReporter reports the node's shards; *app.Node implements it.
+type StatusReporter interface {
+	Status(ctx context.Context) ([]PartitionStatus, error)
 }
 
 // API is the admin HTTP API.
@@ -78,6 +96,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("PUT /api/v1/tenants/{id}/limits", a.setLimits)
 	h("PATCH /api/v1/tenants/{id}/limits", a.setLimits)
 	h("GET /api/v1/tenants/{id}/tail", a.tail)
+	h("GET /api/v1/status", a.status)
 	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -293,6 +312,19 @@ func (a *API) setLimits(w http.ResponseWriter, r *http.Request) {
 	a.applied(r.Context(), t.Revision)
 	a.deps.Logger.Info("tenant limits changed", "tenant", t.ID, "limits", t.Limits)
 	writeJSON(w, http.StatusOK, t.Limits)
+}
+
+// status answers {"partitions":[{"stream","partition","position","last","lag"}]}.
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	parts := []PartitionStatus{}
+	if a.deps.Status != nil {
+		var err error
+		if parts, err = a.deps.Status.Status(r.Context()); err != nil {
+			a.fail(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"partitions": parts})
 }
 
 // tail streams the tenant's accepted events as NDJSON, one event a line,

@@ -23,7 +23,10 @@ import (
 	"github.com/contrailhq/contrail/internal/config"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/metrics"
+	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/store"
 	"github.com/contrailhq/contrail/internal/tenant"
+	"github.com/contrailhq/contrail/internal/visitor"
 )
 
 // Version is the build's version, set by the linker.
@@ -44,6 +47,8 @@ type Node struct {
 	listener net.Listener
 	token    string
 	ready    atomic.Bool
+	state    *store.Store
+	shards   *shard.Runtime // nil when processing is off
 }
 
 // New builds a node: it opens the data directory and the log, creates the
@@ -104,6 +109,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 		return nil, err
 	}
 	n.cache = tenant.NewCache(n.tenants, logger)
+	if cfg.Process.Enabled {
+		if n.state, err = store.Open(filepath.Join(cfg.DataDir, "state"), logger); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -125,9 +135,26 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	if n.state != nil {
+		n.shards, err = shard.New(shard.Config{Workers: n.cfg.Process.Workers}, shard.Deps{
+			Store: n.state, Source: n.log, Publisher: n.log, Logger: n.logger, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		vm := visitor.NewMetrics(reg)
+		vcfg := visitor.Config{DedupWindow: n.cfg.Process.DedupWindow}
+		for p := range n.log.Partitions() {
+			proc, err := visitor.New(vcfg, p, vm)
+			if err != nil {
+				return err
+			}
+			n.shards.Add(eventlog.StreamEvents, "vis", p, proc)
+		}
+	}
 	mux := http.NewServeMux()
 	n.collect.Register(mux)
-	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Applied: n.cache, Logger: n.logger})
+	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Applied: n.cache, Status: n, Logger: n.logger})
 	admin.Register(mux)
 	mux.Handle("/debug/pprof/", admin.AdminOnly(http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", admin.AdminOnly(http.HandlerFunc(pprof.Profile)))
@@ -160,6 +187,9 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.collect.Run(collectCtx) })
 	g.Go(func() error { return n.cache.Run(gctx) })
+	if n.shards != nil {
+		g.Go(func() error { return n.shards.Run(gctx) })
+	}
 	g.Go(func() error {
 		err := n.http.Serve(n.listener)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -213,8 +243,31 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// closeLog closes the NATS connection and the embedded server, if any.
+// Status reports the progress of this node's shards.
+func (n *Node) Status(ctx context.Context) ([]api.PartitionStatus, error) {
+	if n.shards == nil {
+		return []api.PartitionStatus{}, nil
+	}
+	sts, err := n.shards.Status(ctx, n.log)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.PartitionStatus, len(sts))
+	for i, s := range sts {
+		out[i] = api.PartitionStatus(s)
+	}
+	return out, nil
+}
+
+// closeLog closes the state store, the NATS connection and the embedded
+// server, if any. The shards have stopped by then.
 func (n *Node) closeLog() {
+	if n.state != nil {
+		if err := n.state.Close(); err != nil {
+			n.logger.Error("closing state store", "err", err)
+		}
+		n.state = nil
+	}
 	if n.nc != nil {
 		// Every append has been answered by now (the collector stopped first).
 		_ = n.nc.FlushTimeout(time.Second)

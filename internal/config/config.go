@@ -40,6 +40,18 @@ type Config struct {
 
 	Log     Log     `yaml:"log"`
 	Collect Collect `yaml:"collect"`
+	Process Process `yaml:"process"`
+}
+
+// Process configures the shards that process the log.
+type Process struct {
+	// Enabled runs the visitor shards on this node; a collector-only node
+	// turns it off.
+	Enabled bool `yaml:"enabled"`
+	// Workers bounds how many shards process at once; 0 means one per core.
+	Workers int `yaml:"workers"`
+	// DedupWindow is how long a messageId is remembered (at least 24h).
+	DedupWindow time.Duration `yaml:"dedup_window"`
 }
 
 // Log configures the event log (JetStream).
@@ -93,6 +105,7 @@ func Default() Config {
 			MaxAge:          7 * 24 * time.Hour,
 			DuplicateWindow: 2 * time.Minute,
 		},
+		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour},
 		Collect: Collect{
 			MaxBodyBytes:  4 << 20,
 			FlushBytes:    1 << 20,
@@ -126,6 +139,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Collect.AckTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("collect.ack_timeout %s: must be positive", c.Collect.AckTimeout))
+	}
+	if c.Process.DedupWindow < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("process.dedup_window %s: must be at least 24h", c.Process.DedupWindow))
+	}
+	if c.Process.Workers < 0 {
+		errs = append(errs, fmt.Errorf("process.workers %d: must not be negative", c.Process.Workers))
 	}
 	if _, err := c.Collect.ParseTrustedProxies(); err != nil {
 		errs = append(errs, err)
@@ -185,6 +204,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Collect.Linger, "linger", c.Collect.Linger, "wait this long for more events before an idle partition publishes")
 	fs.DurationVar(&c.Collect.AckTimeout, "ack-timeout", c.Collect.AckTimeout, "answer 503 when the log has not acknowledged within this time")
 	fs.DurationVar(&c.Collect.MaxFutureSkew, "max-future-skew", c.Collect.MaxFutureSkew, "event times further in the future are clamped to receivedAt")
+	fs.BoolVar(&c.Process.Enabled, "process", c.Process.Enabled, "run the visitor shards on this node (false: collector only)")
+	fs.IntVar(&c.Process.Workers, "workers", c.Process.Workers, "shards processing at once (0: one per core)")
+	fs.DurationVar(&c.Process.DedupWindow, "dedup-window", c.Process.DedupWindow, "how long a messageId is remembered for deduplication (at least 24h)")
 	fs.Func("trusted-proxies", "comma-separated addresses or prefixes whose X-Forwarded-For is believed", func(s string) error {
 		c.Collect.TrustedProxies = strings.Split(s, ",")
 		return nil
