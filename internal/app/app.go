@@ -39,6 +39,7 @@ type Node struct {
 
 	ns       *server.Server // nil with an external NATS
 	nc       *nats.Conn
+	procNC   *nats.Conn // the shards' own connection, so a slow shard never delays the collector's acks
 	log      *eventlog.Log
 	tenants  *tenant.Store
 	cache    *tenant.Cache
@@ -136,8 +137,22 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		return err
 	}
 	if n.state != nil {
+		if n.cfg.Log.NATSURL != "" {
+			n.procNC, err = eventlog.Connect(n.cfg.Log.NATSURL, "contrail-"+n.cfg.NodeName+"-shards")
+		} else {
+			n.procNC, err = eventlog.ConnectEmbedded(n.ns, "contrail-"+n.cfg.NodeName+"-shards")
+		}
+		if err != nil {
+			return err
+		}
+		procLog, err := eventlog.Open(ctx, n.procNC, eventlog.Options{
+			Partitions: n.cfg.Log.Partitions, MaxAge: n.cfg.Log.MaxAge, MaxBytes: n.cfg.Log.MaxBytes, DuplicateWindow: n.cfg.Log.DuplicateWindow,
+		})
+		if err != nil {
+			return err
+		}
 		n.shards, err = shard.New(shard.Config{Workers: n.cfg.Process.Workers}, shard.Deps{
-			Store: n.state, Source: n.log, Publisher: n.log, Logger: n.logger, Registerer: reg,
+			Store: n.state, Source: procLog, Publisher: procLog, Logger: n.logger, Registerer: reg,
 		})
 		if err != nil {
 			return err
@@ -267,6 +282,10 @@ func (n *Node) closeLog() {
 			n.logger.Error("closing state store", "err", err)
 		}
 		n.state = nil
+	}
+	if n.procNC != nil {
+		n.procNC.Close()
+		n.procNC = nil
 	}
 	if n.nc != nil {
 		// Every append has been answered by now (the collector stopped first).
