@@ -96,9 +96,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 		logger.Info("embedded nats started", "store", filepath.Join(cfg.DataDir, "jetstream"),
 			"durability", cfg.Log.Durability, "sync_interval", cfg.Log.SyncInterval, "took", time.Since(start).Round(time.Millisecond))
 	}
-	n.log, err = eventlog.Open(ctx, n.nc, eventlog.Options{
-		Partitions: cfg.Log.Partitions, MaxAge: cfg.Log.MaxAge, MaxBytes: cfg.Log.MaxBytes, DuplicateWindow: cfg.Log.DuplicateWindow,
-	})
+	n.log, err = eventlog.Open(ctx, n.nc, logOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +143,7 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		if err != nil {
 			return err
 		}
-		procLog, err := eventlog.Open(ctx, n.procNC, eventlog.Options{
-			Partitions: n.cfg.Log.Partitions, MaxAge: n.cfg.Log.MaxAge, MaxBytes: n.cfg.Log.MaxBytes, DuplicateWindow: n.cfg.Log.DuplicateWindow,
-		})
+		procLog, err := eventlog.Open(ctx, n.procNC, logOptions(n.cfg))
 		if err != nil {
 			return err
 		}
@@ -256,6 +252,12 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+func logOptions(cfg config.Config) eventlog.Options {
+	return eventlog.Options{
+		Partitions: cfg.Log.Partitions, MaxAge: cfg.Log.MaxAge, MaxBytes: cfg.Log.MaxBytes, DuplicateWindow: cfg.Log.DuplicateWindow,
+	}
 }
 
 // Status reports the progress of this node's shards.
