@@ -58,7 +58,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 	n := &Node{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
-			n.closeLog()
+			n.close()
 		}
 	}()
 	if cfg.NodeName == "" {
@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 // requests, answers the ones in flight once their events are stored, then
 // closes the log. onListen, if not nil, is called with the bound address.
 func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
-	defer n.closeLog()
+	defer n.close()
 	reg := metrics.NewRegistry()
 	proxies, err := n.cfg.Collect.ParseTrustedProxies()
 	if err != nil {
@@ -276,9 +276,9 @@ func (n *Node) Status(ctx context.Context) ([]api.PartitionStatus, error) {
 	return out, nil
 }
 
-// closeLog closes the state store, the NATS connection and the embedded
+// close closes the state store, the NATS connection and the embedded
 // server, if any. The shards have stopped by then.
-func (n *Node) closeLog() {
+func (n *Node) close() {
 	if n.state != nil {
 		if err := n.state.Close(); err != nil {
 			n.logger.Error("closing state store", "err", err)

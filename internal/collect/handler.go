@@ -124,7 +124,7 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, req *request, 
 			tenantID = req.tenant.ID
 		}
 		c.metrics.refusedRequests.WithLabelValues(tenantID, string(e.code)).Inc()
-		if n := len(req.results); n > 0 && req.tenant != nil {
+		if req.accepted > 0 && req.tenant != nil { // valid events refused with the request
 			c.metrics.rejectedEvents.WithLabelValues(tenantID, string(e.code)).Add(float64(req.accepted))
 		}
 		return writeError(w, e)

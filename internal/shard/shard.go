@@ -86,7 +86,6 @@ func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
 	tx.batch = batch
 	var outputs []Output
 	var dead []Output
-	processed, failed := 0, 0
 	var lastReceived time.Time
 	idx := 0
 	err := event.EachEvent(m.Data, func(e *event.Event) error {
@@ -97,7 +96,6 @@ func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			failed++
 			dead = append(dead, deadOutput(s, m.Seq, e, perr))
 			s.rt.metrics.dead.WithLabelValues(s.stream, e.Tenant).Inc()
 			s.rt.logger.Warn("event sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq,
@@ -107,7 +105,6 @@ func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
 		if err := tx.apply(); err != nil {
 			return err
 		}
-		processed++
 		s.rt.metrics.processed.WithLabelValues(s.stream, e.Tenant).Inc()
 		outputs = append(outputs, tx.outputs...)
 		return nil
