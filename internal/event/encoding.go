@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -30,12 +31,27 @@ var (
 //	           [sentAt:varint(µs from receivedAt)]            if flags&flagSentAt
 //	           tenant messageId anonymousId userId event name previousId groupId ip
 //	           properties traits context integrations        (each len:uvarint bytes)
+//	           [enrichment]                                  if flags&flagEnriched
+//	enrichment := bits:byte (bot, newSession, backfill, sessionStart)
+//	           [sessionStart:varint(µs from receivedAt)] pageCount:uvarint
+//	           path browser os device channel referrerDomain utmSource utmMedium
+//	           utmCampaign utmTerm utmContent country sessionId landingPage leadId
 //
 // Times are kept to the microsecond, in UTC. Times other than receivedAt are
 // deltas, which keeps them to two or three bytes for live traffic.
 const (
 	flagOriginal = 1 << iota
 	flagSentAt
+	flagEnriched
+	flagsKnown = flagOriginal | flagSentAt | flagEnriched
+)
+
+const (
+	bitBot = 1 << iota
+	bitNewSession
+	bitBackfill
+	bitSessionStart
+	bitsKnown = bitBot | bitNewSession | bitBackfill | bitSessionStart
 )
 
 // AppendFrame appends e as one length-prefixed frame of a batch message. The
@@ -62,6 +78,9 @@ func AppendRecord(dst []byte, e *Event) []byte {
 	if !e.SentAt.IsZero() {
 		flags |= flagSentAt
 	}
+	if e.Enrichment != (Enrichment{}) {
+		flags |= flagEnriched
+	}
 	recv := e.ReceivedAt.UnixMicro()
 	dst = append(dst, byte(e.Type), flags)
 	dst = binary.AppendVarint(dst, recv)
@@ -79,6 +98,37 @@ func AppendRecord(dst []byte, e *Event) []byte {
 	for _, b := range [...][]byte{e.Properties, e.Traits, e.Context, e.Integrations} {
 		dst = binary.AppendUvarint(dst, uint64(len(b)))
 		dst = append(dst, b...)
+	}
+	if flags&flagEnriched != 0 {
+		dst = appendEnrichment(dst, &e.Enrichment, recv)
+	}
+	return dst
+}
+
+func appendEnrichment(dst []byte, x *Enrichment, recv int64) []byte {
+	var bits byte
+	if x.Bot {
+		bits |= bitBot
+	}
+	if x.NewSession {
+		bits |= bitNewSession
+	}
+	if x.Backfill {
+		bits |= bitBackfill
+	}
+	if !x.SessionStart.IsZero() {
+		bits |= bitSessionStart
+	}
+	dst = append(dst, bits)
+	if bits&bitSessionStart != 0 {
+		dst = binary.AppendVarint(dst, x.SessionStart.UnixMicro()-recv)
+	}
+	dst = binary.AppendUvarint(dst, uint64(x.PageCount))
+	for _, s := range [...]string{x.Path, x.Browser, x.OS, x.Device, x.Channel, x.ReferrerDomain,
+		x.UTMSource, x.UTMMedium, x.UTMCampaign, x.UTMTerm, x.UTMContent, x.Country,
+		x.SessionID, x.LandingPage, x.LeadID} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
 	}
 	return dst
 }
@@ -228,10 +278,35 @@ func (d *decoder) record(e *Event) {
 	e.Traits = d.bytes()
 	e.Context = d.bytes()
 	e.Integrations = d.bytes()
-	if d.err == nil && (e.Type == TypeUnknown || e.Type >= typeEnd || flags&^(flagOriginal|flagSentAt) != 0) {
+	e.Enrichment = Enrichment{}
+	if flags&flagEnriched != 0 {
+		d.enrichment(&e.Enrichment, recv)
+	}
+	if d.err == nil && (e.Type == TypeUnknown || e.Type >= typeEnd || flags&^flagsKnown != 0) {
 		d.fail()
 	}
 	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+}
+
+func (d *decoder) enrichment(x *Enrichment, recv int64) {
+	bits := d.byte()
+	x.Bot, x.NewSession, x.Backfill = bits&bitBot != 0, bits&bitNewSession != 0, bits&bitBackfill != 0
+	if bits&bitSessionStart != 0 {
+		x.SessionStart = time.UnixMicro(recv + d.varint()).UTC()
+	}
+	pages := d.uvarint()
+	if pages > math.MaxUint32 {
+		d.fail()
+	}
+	x.PageCount = uint32(pages)
+	for _, s := range [...]*string{&x.Path, &x.Browser, &x.OS, &x.Device, &x.Channel, &x.ReferrerDomain,
+		&x.UTMSource, &x.UTMMedium, &x.UTMCampaign, &x.UTMTerm, &x.UTMContent, &x.Country,
+		&x.SessionID, &x.LandingPage, &x.LeadID} {
+		*s = d.string()
+	}
+	if d.err == nil && bits&^bitsKnown != 0 {
 		d.fail()
 	}
 }

@@ -68,3 +68,19 @@ func TestPartitionStable(t *testing.T) {
 	require.Len(t, seen, 16, "visitors spread over all partitions")
 	require.NotEqual(t, Partition("tn_a", "bc", 1<<30), Partition("tn_ab", "c", 1<<30), "tenant and key are separated")
 }
+
+func TestEnrichmentRoundTrip(t *testing.T) {
+	a := sampleEvent()
+	a.Enrichment = Enrichment{
+		Path: "/pricing", Browser: "Chrome", OS: "macOS", Device: "desktop", Bot: true,
+		Channel: "search", ReferrerDomain: "www.google.com", UTMSource: "google", UTMMedium: "cpc",
+		UTMCampaign: "spring", UTMTerm: "t", UTMContent: "c", Country: "FR",
+		SessionID: "s1", SessionStart: a.ReceivedAt, LandingPage: "/", PageCount: 3,
+		NewSession: true, LeadID: "ld_x", Backfill: true,
+	}
+	b := sampleEvent()
+	b.Enrichment = Enrichment{Country: "DE"}
+	got, err := DecodeBatch(EncodeBatch([]Event{a, b, sampleEvent()}))
+	require.NoError(t, err)
+	require.Equal(t, []Event{a, b, sampleEvent()}, got)
+}

@@ -84,6 +84,46 @@ type Event struct {
 	Traits       json.RawMessage
 	Context      json.RawMessage
 	Integrations json.RawMessage
+
+	// Enrichment is what the pipeline learned about the event; zero until
+	// the collector or a visitor shard fills it in.
+	Enrichment Enrichment
+}
+
+// Enrichment is what the pipeline adds to an event: the collector resolves
+// the country (before the IP policy drops the address), and the visitor
+// shard adds the rest before the event goes on to the lead shards.
+type Enrichment struct {
+	// Path is the page path (pages: properties.path, else from the URL).
+	Path string
+	// Browser, OS and Device come from the user agent; Device is one of
+	// desktop, mobile, tablet, bot or other ("" when there is no user agent).
+	Browser, OS, Device string
+	// Bot flags automated traffic. Bots are counted but never trigger.
+	Bot bool
+	// Channel classifies the referrer: search, social, email, paid,
+	// direct, internal or other; ReferrerDomain is its host.
+	Channel, ReferrerDomain string
+	// UTM parameters, from context.campaign or the page URL.
+	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
+	// Country is the ISO 3166-1 alpha-2 code of the IP's country.
+	Country string
+
+	// SessionID identifies the visitor's session; SessionStart is when it
+	// began, LandingPage its first page, PageCount its pages so far
+	// (this event included).
+	SessionID    string
+	SessionStart time.Time
+	LandingPage  string
+	PageCount    uint32
+	// NewSession is set on the first event of a session.
+	NewSession bool
+
+	// LeadID is the known lead the visitor was linked to when the event
+	// happened; "" for anonymous events.
+	LeadID string
+	// Backfill marks anonymous history handed to a lead on promotion.
+	Backfill bool
 }
 
 // VisitorKey is the key that orders a visitor's events: the anonymousId when
