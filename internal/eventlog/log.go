@@ -15,8 +15,10 @@ import (
 // Stream names and subject prefixes (DESIGN.md §5).
 const (
 	StreamEvents  = "EVENTS"
+	StreamLeads   = "LEADS"
 	StreamDead    = "DEAD"
 	EventsPrefix  = "ev."
+	LeadsPrefix   = "ld."
 	DeadPrefix    = "dead."
 	metaPartition = "contrail_partitions"
 )
@@ -26,6 +28,8 @@ const (
 type Options struct {
 	// Partitions is P, the number of EVENTS partitions.
 	Partitions int
+	// LeadPartitions is Q, the number of LEADS partitions (default P).
+	LeadPartitions int
 	// MaxAge and MaxBytes bound EVENTS retention (0: unlimited).
 	MaxAge   time.Duration
 	MaxBytes int64
@@ -56,6 +60,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
 	}
+	if opts.LeadPartitions == 0 {
+		opts.LeadPartitions = opts.Partitions
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("opening jetstream: %w", err)
@@ -78,7 +85,15 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		Replicas:    opts.Replicas,
 		Metadata:    map[string]string{metaPartition: strconv.Itoa(opts.Partitions)},
 	}
-	if err := l.ensure(ctx, events, true); err != nil {
+	if err := l.ensure(ctx, events, opts.Partitions); err != nil {
+		return nil, err
+	}
+	leads := events
+	leads.Name = StreamLeads
+	leads.Description = "Contrail events of known leads and promotion back-fills, keyed by lead"
+	leads.Subjects = []string{LeadsPrefix + "*"}
+	leads.Metadata = map[string]string{metaPartition: strconv.Itoa(opts.LeadPartitions)}
+	if err := l.ensure(ctx, leads, opts.LeadPartitions); err != nil {
 		return nil, err
 	}
 	dead := jetstream.StreamConfig{
@@ -90,7 +105,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 		Duplicates:  opts.DuplicateWindow,
 		Replicas:    opts.Replicas,
 	}
-	if err := l.ensure(ctx, dead, false); err != nil {
+	if err := l.ensure(ctx, dead, 0); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -103,9 +118,10 @@ func orUnlimited(n int64) int64 {
 	return n
 }
 
-// ensure creates cfg's stream or checks the existing one. For EVENTS, the
-// partition count must match; retention settings are updated in place.
-func (l *Log) ensure(ctx context.Context, cfg jetstream.StreamConfig, partitioned bool) error {
+// ensure creates cfg's stream or checks the existing one. For a partitioned
+// stream (partitions > 0), the partition count must match; retention
+// settings are updated in place.
+func (l *Log) ensure(ctx context.Context, cfg jetstream.StreamConfig, partitions int) error {
 	s, err := l.js.Stream(ctx, cfg.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -116,10 +132,10 @@ func (l *Log) ensure(ctx context.Context, cfg jetstream.StreamConfig, partitione
 	case err != nil:
 		return fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
 	}
-	if partitioned {
+	if partitions > 0 {
 		have := s.CachedInfo().Config.Metadata[metaPartition]
 		if have != cfg.Metadata[metaPartition] {
-			return fmt.Errorf("stream %s has %s partitions, configured %d: %w", cfg.Name, have, l.opts.Partitions, ErrPartitions)
+			return fmt.Errorf("stream %s has %s partitions, configured %d: %w", cfg.Name, have, partitions, ErrPartitions)
 		}
 	}
 	old := s.CachedInfo().Config
@@ -134,9 +150,17 @@ func (l *Log) ensure(ctx context.Context, cfg jetstream.StreamConfig, partitione
 // EventsSubject returns the subject of EVENTS partition p.
 func EventsSubject(p int) string { return EventsPrefix + strconv.Itoa(p) }
 
+// LeadsSubject returns the subject of LEADS partition q.
+func LeadsSubject(q int) string { return LeadsPrefix + strconv.Itoa(q) }
+
+// LeadPartitions returns Q, the number of LEADS partitions.
+func (l *Log) LeadPartitions() int { return l.opts.LeadPartitions }
+
 // PartitionOf returns the partition of an EVENTS subject, or -1.
-func PartitionOf(subject string) int {
-	s, ok := strings.CutPrefix(subject, EventsPrefix)
+func PartitionOf(subject string) int { return partitionOf(subject, EventsPrefix) }
+
+func partitionOf(subject, prefix string) int {
+	s, ok := strings.CutPrefix(subject, prefix)
 	if !ok {
 		return -1
 	}
@@ -225,11 +249,13 @@ func (l *Log) Ready(ctx context.Context) error {
 
 // Message is one stored log message.
 type Message struct {
-	Partition int
+	Subject   string
+	Partition int // -1 when the subject is not partitioned
 	Seq       uint64 // stream sequence
 	MsgID     string // Nats-Msg-Id
 	Time      time.Time
 	Data      []byte
+	Headers   nats.Header
 	// Pending is how many messages of the read's subjects were stored after
 	// this one when it was delivered: the reader's lag.
 	Pending uint64
@@ -247,9 +273,27 @@ type Start struct {
 // -1) to fn in stream order, from start, until ctx ends or fn fails. It uses
 // an ordered, ephemeral consumer, which recreates itself on gaps.
 func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Message) error) error {
+	return l.ReadStream(ctx, StreamEvents, EventsPrefix, partition, start, fn)
+}
+
+// Reader reads one partition of one stream; it is what a shard reads.
+type Reader struct {
+	Log    *Log
+	Stream string
+	Prefix string // subject prefix of the partitions, e.g. "ld."
+}
+
+// Read delivers the messages of one partition of r's stream, like Log.Read.
+func (r Reader) Read(ctx context.Context, partition int, start Start, fn func(Message) error) error {
+	return r.Log.ReadStream(ctx, r.Stream, r.Prefix, partition, start, fn)
+}
+
+// ReadStream delivers the messages of stream to fn in stream order: those
+// of subject prefix+partition, or all when partition is -1. See Read.
+func (l *Log) ReadStream(ctx context.Context, stream, prefix string, partition int, start Start, fn func(Message) error) error {
 	cfg := jetstream.OrderedConsumerConfig{InactiveThreshold: 30 * time.Second}
 	if partition >= 0 {
-		cfg.FilterSubjects = []string{EventsSubject(partition)}
+		cfg.FilterSubjects = []string{prefix + strconv.Itoa(partition)}
 	}
 	switch {
 	case start.New:
@@ -260,13 +304,13 @@ func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Mess
 	default:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
-	cons, err := l.js.OrderedConsumer(ctx, StreamEvents, cfg)
+	cons, err := l.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
-		return fmt.Errorf("creating ordered consumer on %s: %w", StreamEvents, err)
+		return fmt.Errorf("creating ordered consumer on %s: %w", stream, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", StreamEvents, err)
+		return fmt.Errorf("reading %s: %w", stream, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -277,14 +321,16 @@ func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Mess
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("reading %s: %w", StreamEvents, err)
+			return fmt.Errorf("reading %s: %w", stream, err)
 		}
 		md, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("reading metadata: %w", err)
 		}
 		msg := Message{
-			Partition: PartitionOf(m.Subject()),
+			Subject:   m.Subject(),
+			Partition: partitionOf(m.Subject(), prefix),
+			Headers:   m.Headers(),
 			Seq:       md.Sequence.Stream,
 			MsgID:     m.Headers().Get(jetstream.MsgIDHeader),
 			Time:      md.Timestamp,
