@@ -170,7 +170,9 @@ func TestAppendAndReadPartition(t *testing.T) {
 			// A partition read's Pending is its lag: the messages of the
 			// partition stored after this one.
 			require.Equal(t, uint64(len(ms)-1-i), m.Pending, "pending after message %d", m.Seq)
-			m.Time, m.Pending = time.Time{}, 0
+			require.Equal(t, eventlog.EventsSubject(m.Partition), m.Subject)
+			require.Equal(t, m.MsgID, m.Headers.Get("Nats-Msg-Id"))
+			m.Time, m.Pending, m.Subject, m.Headers = time.Time{}, 0, "", nil
 			out[i] = m
 		}
 		return out
@@ -308,7 +310,7 @@ func TestMessagesSurviveRestart(t *testing.T) {
 	got := readAll(t, ctx, l2)
 	require.Len(t, got, len(want))
 	for i := range got {
-		got[i].Time, got[i].Pending = time.Time{}, 0
+		got[i].Time, got[i].Pending, got[i].Subject, got[i].Headers = time.Time{}, 0, "", nil
 	}
 	require.Equal(t, want, got)
 
