@@ -10,14 +10,16 @@ import (
 // ApplyLocal runs proc over events as if they were one log message at seq
 // of stream's partition, and commits their effects and the position to st,
 // exactly as a shard would, but without a log: outputs are returned instead
-// of published, with the error of each event (nil when applied). Processor
+// of published (events emitted to one subject gathered into one batch
+// message, as a shard does), with the error of each event (nil when
+// applied). Processor
 // tests and scripted scenarios use it.
 func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition int, seq uint64, proc Processor, events []event.Event) ([]Output, []error, error) {
 	batch := st.NewBatch()
 	defer func() { _ = batch.Close() }()
 	tx := &Tx{Stream: stream, Partition: partition, batch: batch, overlay: map[string]entry{}}
 	s := &shard{stream: stream, partition: partition, proc: proc}
-	var outputs []Output
+	out := &outbox{}
 	errs := make([]error, len(events))
 	for i := range events {
 		tx.reset(seq, i)
@@ -27,10 +29,10 @@ func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition i
 		if err := tx.apply(); err != nil {
 			return nil, nil, err
 		}
-		outputs = append(outputs, tx.outputs...)
+		out.add(tx)
 	}
 	if err := store.PutUint64(batch, store.PositionKey(stream, partition), seq); err != nil {
 		return nil, nil, err
 	}
-	return outputs, errs, st.Commit(batch)
+	return out.outputs(), errs, st.Commit(batch)
 }

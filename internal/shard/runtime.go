@@ -148,6 +148,7 @@ type shardMetrics struct {
 	processed    *prometheus.CounterVec   // stream, tenant
 	dead         *prometheus.CounterVec   // stream, tenant
 	restarts     *prometheus.CounterVec   // stream
+	outputs      *prometheus.CounterVec   // stream
 	position     *prometheus.GaugeVec     // stream, partition
 	lag          *prometheus.GaugeVec     // stream, partition
 	applySeconds *prometheus.HistogramVec // stream
@@ -162,6 +163,9 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "contrail_shard_events_dead_total", Help: "Events sent to DEAD by shards, by stream and tenant.",
 		}, []string{"stream", "tenant"}),
+		outputs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "contrail_shard_outputs_published_total", Help: "Output messages published by shards before their commit, by input stream.",
+		}, []string{"stream"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "contrail_shard_restarts_total", Help: "Shards restarted after a log or store error.",
 		}, []string{"stream"}),
@@ -180,6 +184,6 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 			Buckets: metrics.LatencyBuckets,
 		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.processed, m.dead, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
+	reg.MustRegister(m.processed, m.dead, m.outputs, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
 	return m
 }

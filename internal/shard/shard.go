@@ -62,6 +62,7 @@ func (s *shard) run(ctx context.Context) error {
 	}
 	s.position.Store(pos)
 	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}}
+	out := &outbox{}
 	return s.rt.deps.Source.Read(ctx, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {
 		s.pending.Store(m.Pending)
 		s.last.Store(m.Seq)
@@ -74,17 +75,17 @@ func (s *shard) run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		defer func() { <-s.rt.workers }()
-		return s.apply(ctx, tx, m)
+		return s.apply(ctx, tx, out, m)
 	})
 }
 
 // apply processes one log message and commits its effects with the position.
-func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
+func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Message) error {
 	start := time.Now()
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
 	tx.batch = batch
-	var outputs []Output
+	out.reset()
 	var dead []Output
 	var lastReceived time.Time
 	idx := 0
@@ -106,7 +107,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
 			return err
 		}
 		s.rt.metrics.processed.WithLabelValues(s.stream, e.Tenant).Inc()
-		outputs = append(outputs, tx.outputs...)
+		out.add(tx)
 		return nil
 	})
 	switch {
@@ -116,21 +117,22 @@ func (s *shard) apply(ctx context.Context, tx *Tx, m eventlog.Message) error {
 		// The whole message is unreadable: nothing of it is applied.
 		_ = batch.Close()
 		batch = s.rt.deps.Store.NewBatch()
-		outputs = nil
+		out.reset()
 		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, err)}}
 		s.rt.metrics.dead.WithLabelValues(s.stream, "unknown").Inc()
 		s.rt.logger.Error("unreadable log message sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq, "err", err)
 	case err != nil:
 		return fmt.Errorf("processing %s seq %d: %w", s.stream, m.Seq, err)
 	}
-	for i, o := range outputs {
-		if _, err := s.rt.deps.Publisher.Publish(ctx, o.Subject, OutputID(s.stage, s.partition, m.Seq, i), o.Data, o.Headers); err != nil {
-			return fmt.Errorf("publishing output %d of seq %d: %w", i, m.Seq, err)
+	if outputs := out.outputs(); len(outputs) > 0 {
+		if err := publishOutputs(ctx, s.rt.deps.Publisher, "", s.stage, s.partition, m.Seq, outputs); err != nil {
+			return err
 		}
+		s.rt.metrics.outputs.WithLabelValues(s.stream).Add(float64(len(outputs)))
 	}
-	for i, o := range dead {
-		if _, err := s.rt.deps.Publisher.Publish(ctx, o.Subject, "dead."+OutputID(s.stage, s.partition, m.Seq, i), o.Data, o.Headers); err != nil {
-			return fmt.Errorf("publishing dead event %d of seq %d: %w", i, m.Seq, err)
+	if len(dead) > 0 {
+		if err := publishOutputs(ctx, s.rt.deps.Publisher, "dead.", s.stage, s.partition, m.Seq, dead); err != nil {
+			return err
 		}
 	}
 	if err := store.PutUint64(batch, store.PositionKey(s.stream, s.partition), m.Seq); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/store"
 )
 
@@ -29,6 +30,15 @@ type Tx struct {
 	overlay map[string]entry
 	ranges  [][2][]byte
 	outputs []Output
+	// frames holds the event's EmitEvent frames, back to back; emitted
+	// names the subject of each.
+	frames  []byte
+	emitted []emitted
+}
+
+type emitted struct {
+	subject    string
+	start, end int
 }
 
 type entry struct {
@@ -48,6 +58,8 @@ func (tx *Tx) reset(seq uint64, index int) {
 	clear(tx.overlay)
 	tx.ranges = tx.ranges[:0]
 	tx.outputs = tx.outputs[:0]
+	tx.frames = tx.frames[:0]
+	tx.emitted = tx.emitted[:0]
 }
 
 // Get returns the value of key, or nil when it is absent.
@@ -77,6 +89,35 @@ func (tx *Tx) DeleteRange(start, end []byte) {
 
 // Emit queues an output, published before the commit with a deterministic id.
 func (tx *Tx) Emit(o Output) { tx.outputs = append(tx.outputs, o) }
+
+// EmitEvent queues e for subject. All the events that one log message's
+// processing emits to a subject are published as one batch message, in the
+// order they were emitted, before the raw outputs of Emit.
+func (tx *Tx) EmitEvent(subject string, e *event.Event) {
+	start := len(tx.frames)
+	tx.frames = event.AppendFrame(tx.frames, e)
+	tx.emitted = append(tx.emitted, emitted{subject: subject, start: start, end: len(tx.frames)})
+}
+
+// Scan calls fn with the keys and values in [lower, upper) of the shard's
+// state as it was before this event: the committed state and the writes of
+// the earlier events of the log message, not this event's own writes. fn's
+// slices are valid only during the call; it returns false to stop.
+func (tx *Tx) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
+	it, err := tx.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("scanning %q..%q: %w", lower, upper, err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("scanning %q..%q: %w", lower, upper, err)
+	}
+	return nil
+}
 
 // apply moves the event's writes into the message's batch.
 func (tx *Tx) apply() error {
