@@ -23,6 +23,7 @@ type Tenants interface {
 	Get(ctx context.Context, idOrName string) (tenant.Tenant, error)
 	List(ctx context.Context) ([]tenant.Tenant, error)
 	SetLimits(ctx context.Context, idOrName string, l tenant.Limits) (tenant.Tenant, error)
+	SetSettings(ctx context.Context, idOrName string, s tenant.Settings) (tenant.Tenant, error)
 	AddKey(ctx context.Context, idOrName, kind string) (tenant.Tenant, tenant.Key, string, error)
 	RevokeKey(ctx context.Context, idOrName, keyID string) (tenant.Tenant, error)
 }
@@ -95,8 +96,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /api/v1/tenants/{id}/limits", a.getLimits)
 	h("PUT /api/v1/tenants/{id}/limits", a.setLimits)
 	h("PATCH /api/v1/tenants/{id}/limits", a.setLimits)
+	h("GET /api/v1/tenants/{id}/settings", a.getSettings)
+	h("PUT /api/v1/tenants/{id}/settings", a.setSettings)
+	h("PATCH /api/v1/tenants/{id}/settings", a.setSettings)
 	h("GET /api/v1/tenants/{id}/tail", a.tail)
 	h("GET /api/v1/status", a.status)
+	h("GET /api/v1/dead", a.listDead)
+	h("POST /api/v1/dead/replay", a.replayDead)
 	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -121,11 +127,12 @@ func (a *API) admin(next http.HandlerFunc) http.Handler {
 
 // TenantView is a tenant as the API shows it: API keys only by prefix.
 type TenantView struct {
-	ID        string        `json:"id"`
-	Name      string        `json:"name"`
-	CreatedAt time.Time     `json:"created_at"`
-	Limits    tenant.Limits `json:"limits"`
-	Keys      []KeyView     `json:"keys"`
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	CreatedAt time.Time       `json:"created_at"`
+	Limits    tenant.Limits   `json:"limits"`
+	Settings  tenant.Settings `json:"settings"`
+	Keys      []KeyView       `json:"keys"`
 }
 
 // KeyView is a key as the API shows it.
@@ -142,7 +149,7 @@ func viewKey(k tenant.Key) KeyView {
 }
 
 func view(t tenant.Tenant) TenantView {
-	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Keys: []KeyView{}}
+	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Settings: t.Settings.WithDefaults(), Keys: []KeyView{}}
 	for _, k := range t.Keys {
 		v.Keys = append(v.Keys, viewKey(k))
 	}

@@ -179,6 +179,17 @@ func (s *Store) SetLimits(ctx context.Context, idOrName string, l Limits) (Tenan
 	})
 }
 
+// SetSettings replaces a tenant's settings.
+func (s *Store) SetSettings(ctx context.Context, idOrName string, st Settings) (Tenant, error) {
+	if err := st.Validate(); err != nil {
+		return Tenant{}, err
+	}
+	return s.Update(ctx, idOrName, func(t *Tenant) error {
+		t.Settings = st
+		return nil
+	})
+}
+
 // AddKey adds a key of kind to a tenant and returns the secret.
 func (s *Store) AddKey(ctx context.Context, idOrName, kind string) (Tenant, Key, string, error) {
 	if kind != KindWrite && kind != KindAPI {

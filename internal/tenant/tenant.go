@@ -93,6 +93,7 @@ type Tenant struct {
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
 	Limits    Limits    `json:"limits"`
+	Settings  Settings  `json:"settings"`
 	Keys      []Key     `json:"keys"`
 	// Revision is the KV revision this copy was read or written at; a
 	// Cache that has applied Revision serves this copy or a newer one.

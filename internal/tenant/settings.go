@@ -1,0 +1,199 @@
+package tenant
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// IP policies: what the collector does with a client's address before the
+// event is stored.
+const (
+	IPKeep      = "keep"      // store it as sent
+	IPAnonymize = "anonymize" // zero the last IPv4 octet (IPv6: last 80 bits)
+	IPDrop      = "drop"      // store no address
+)
+
+// Settings are a tenant's processing choices. A zero field means the
+// default from DefaultSettings.
+type Settings struct {
+	// IPPolicy is keep (default), anonymize or drop. The country is looked
+	// up before the policy applies.
+	IPPolicy string `json:"ip_policy,omitempty"`
+	// SessionTimeout ends a session after this much inactivity (30m).
+	SessionTimeout Duration `json:"session_timeout,omitempty"`
+	// SessionMaxLength ends a session that lasted this long (24h).
+	SessionMaxLength Duration `json:"session_max_length,omitempty"`
+	// SplitSessionOnCampaign starts a new session when the UTM campaign changes.
+	SplitSessionOnCampaign bool `json:"split_session_on_campaign,omitempty"`
+	// HistoryLimit and HistoryWindow bound the anonymous history kept per
+	// visitor and handed to the lead on promotion (200, 30 days).
+	HistoryLimit  int      `json:"history_limit,omitempty"`
+	HistoryWindow Duration `json:"history_window,omitempty"`
+	// VisitorRetention drops a visitor's state after this long without
+	// activity (30 days).
+	VisitorRetention Duration `json:"visitor_retention,omitempty"`
+	// BlockedIDs are refused as ids, in addition to DefaultBlockedIDs.
+	BlockedIDs []string `json:"blocked_ids,omitempty"`
+}
+
+// DefaultSettings returns the settings of a tenant that chose none.
+func DefaultSettings() Settings {
+	return Settings{
+		IPPolicy:         IPKeep,
+		SessionTimeout:   Duration(30 * time.Minute),
+		SessionMaxLength: Duration(24 * time.Hour),
+		HistoryLimit:     200,
+		HistoryWindow:    Duration(30 * 24 * time.Hour),
+		VisitorRetention: Duration(30 * 24 * time.Hour),
+	}
+}
+
+// WithDefaults returns s with zero fields replaced by the defaults.
+func (s Settings) WithDefaults() Settings {
+	d := DefaultSettings()
+	if s.IPPolicy == "" {
+		s.IPPolicy = d.IPPolicy
+	}
+	if s.SessionTimeout == 0 {
+		s.SessionTimeout = d.SessionTimeout
+	}
+	if s.SessionMaxLength == 0 {
+		s.SessionMaxLength = d.SessionMaxLength
+	}
+	if s.HistoryLimit == 0 {
+		s.HistoryLimit = d.HistoryLimit
+	}
+	if s.HistoryWindow == 0 {
+		s.HistoryWindow = d.HistoryWindow
+	}
+	if s.VisitorRetention == 0 {
+		s.VisitorRetention = d.VisitorRetention
+	}
+	return s
+}
+
+// Validate reports settings that cannot be applied.
+func (s Settings) Validate() error {
+	var errs []error
+	switch s.IPPolicy {
+	case "", IPKeep, IPAnonymize, IPDrop:
+	default:
+		errs = append(errs, fmt.Errorf("ip_policy %q: want keep, anonymize or drop", s.IPPolicy))
+	}
+	if s.SessionTimeout < 0 || s.SessionMaxLength < 0 || s.HistoryWindow < 0 || s.VisitorRetention < 0 || s.HistoryLimit < 0 {
+		errs = append(errs, errors.New("settings must not be negative"))
+	}
+	if s.SessionTimeout != 0 && (s.SessionTimeout < Duration(time.Minute) || s.SessionTimeout > Duration(24*time.Hour)) {
+		errs = append(errs, fmt.Errorf("session_timeout %s: between 1m and 24h", s.SessionTimeout))
+	}
+	if s.SessionMaxLength != 0 && (s.SessionMaxLength < Duration(time.Hour) || s.SessionMaxLength > Duration(7*24*time.Hour)) {
+		errs = append(errs, fmt.Errorf("session_max_length %s: between 1h and 7d", s.SessionMaxLength))
+	}
+	if s.HistoryLimit > 10000 {
+		errs = append(errs, fmt.Errorf("history_limit %d: at most 10000", s.HistoryLimit))
+	}
+	if s.HistoryWindow > Duration(400*24*time.Hour) || s.VisitorRetention > Duration(400*24*time.Hour) {
+		errs = append(errs, errors.New("history_window and visitor_retention: at most 400d"))
+	}
+	if s.VisitorRetention != 0 && s.VisitorRetention < Duration(24*time.Hour) {
+		errs = append(errs, fmt.Errorf("visitor_retention %s: at least 1d", s.VisitorRetention))
+	}
+	if len(s.BlockedIDs) > 1000 {
+		errs = append(errs, errors.New("blocked_ids: at most 1000"))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultBlockedIDs returns the values that libraries send when the real id
+// is missing; accepting them would merge unrelated people (DESIGN.md §6).
+// Empty and whitespace-only values are refused too.
+func DefaultBlockedIDs() []string { return defaultBlocked[:] }
+
+var defaultBlocked = [...]string{"anonymous", "null", "undefined", "0", "[object object]", "nil", "none", "-1"}
+
+// IsBlockedID reports whether s is refused as an id by default: empty,
+// whitespace, or one of DefaultBlockedIDs (case-insensitive).
+func IsBlockedID(s string) bool {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return true
+	}
+	for _, b := range defaultBlocked {
+		if strings.EqualFold(t, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsBlockedID reports whether s is refused as an id by the tenant: by
+// default or by its own list.
+func (t *Tenant) IsBlockedID(s string) bool {
+	if IsBlockedID(s) {
+		return true
+	}
+	for _, b := range t.Settings.BlockedIDs {
+		if strings.EqualFold(strings.TrimSpace(s), b) {
+			return true
+		}
+	}
+	return false
+}
+
+// Duration is a time.Duration written in JSON as a string such as "30m",
+// "720h" or "30d" (days are 24 hours).
+type Duration time.Duration
+
+// String formats d with days when it is a whole number of them.
+func (d Duration) String() string {
+	day := Duration(24 * time.Hour)
+	if d != 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return time.Duration(d).String()
+}
+
+// ParseDuration reads a duration in Go syntax, or a whole number of days "Nd".
+func ParseDuration(s string) (Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("duration %q: want e.g. 30m, 12h or 30d", s)
+		}
+		return Duration(time.Duration(days) * 24 * time.Hour), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want e.g. 30m, 12h or 30d", s)
+	}
+	return Duration(v), nil
+}
+
+// MarshalJSON writes d as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a string duration, or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("duration: want a string such as \"30m\": %w", err)
+		}
+		*d = Duration(n)
+		return nil
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
