@@ -84,3 +84,17 @@ func TestEnrichmentRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []Event{a, b, sampleEvent()}, got)
 }
+
+func TestLeadIDAndRecord(t *testing.T) {
+	a := LeadID("tn_a", "user-1")
+	require.Equal(t, a, LeadID("tn_a", "user-1"))
+	require.Len(t, a, 29)
+	require.NotEqual(t, a, LeadID("tn_b", "user-1"))
+	require.NotEqual(t, LeadID("tn_a", "b\x00c"), LeadID("tn_a\x00b", "c"))
+
+	e := sampleEvent()
+	var got Event
+	require.NoError(t, DecodeRecord(AppendRecord(nil, &e), &got))
+	require.Equal(t, e, got)
+	require.ErrorIs(t, DecodeRecord([]byte{1}, &got), ErrCorrupt)
+}
