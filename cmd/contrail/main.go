@@ -5,6 +5,7 @@
 //	contrail tenant list|keys|limits
 //	contrail tail --tenant NAME    follow a tenant's accepted events
 //	contrail status                shards' position and lag per partition
+//	contrail dead list|replay      inspect and replay events that processors rejected
 //	contrail bench ingest          drive a node with realistic Segment traffic
 //	contrail version
 //
@@ -33,6 +34,10 @@ Usage:
   contrail tenant limits NAME [--events-per-second N ...]
   contrail tail --tenant NAME [--from-start] [--type TYPE]
   contrail status [--json]               progress and lag of the node's shards per partition
+  contrail dead list [--tenant NAME] [--after SEQ] [--limit N] [--json]
+                                         events that processors rejected (the DEAD stream)
+  contrail dead replay --seq N [--seq M ...] | --tenant NAME --all
+                                         append dead events to the log again and drop them from DEAD
   contrail bench ingest [flags]          load-test a node's collector
   contrail version
 
@@ -67,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tail(ctx, rest, stdout, stderr)
 	case "status":
 		return status(ctx, rest, stdout, stderr)
+	case "dead":
+		return deadCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, stdout, stderr)
 	case "version":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
@@ -14,6 +15,7 @@ const (
 	CodeNotFound       = "not_found"
 	CodeInvalidRequest = "invalid_request"
 	CodeConflict       = "conflict"
+	CodeNotReplayable  = "not_replayable"
 	CodeInternal       = "internal"
 )
 
@@ -22,6 +24,7 @@ var codeStatus = map[string]int{
 	CodeNotFound:       http.StatusNotFound,
 	CodeInvalidRequest: http.StatusBadRequest,
 	CodeConflict:       http.StatusConflict,
+	CodeNotReplayable:  http.StatusUnprocessableEntity,
 	CodeInternal:       http.StatusInternalServerError,
 }
 
@@ -46,12 +49,14 @@ func writeError(w http.ResponseWriter, code, msg string) {
 // errorCode maps a domain error to an API code.
 func errorCode(err error) string {
 	switch {
-	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, tenant.ErrKeyNotFound):
+	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, tenant.ErrKeyNotFound), errors.Is(err, eventlog.ErrDeadNotFound):
 		return CodeNotFound
 	case errors.Is(err, tenant.ErrNameTaken):
 		return CodeConflict
 	case errors.Is(err, tenant.ErrInvalidName), errors.Is(err, errInvalid):
 		return CodeInvalidRequest
+	case errors.Is(err, eventlog.ErrNotReplayable):
+		return CodeNotReplayable
 	}
 	return CodeInternal
 }
