@@ -14,6 +14,7 @@ import (
 
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/shard"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
@@ -367,6 +368,9 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		Event     *event.Event `json:"event"`
 	}
 	err = a.deps.Log.Read(r.Context(), -1, start, func(m eventlog.Message) error {
+		if shard.IsOutputID(m.MsgID) {
+			return nil // a shard's forward (an alias sent to its previousId's partition), not an accepted event
+		}
 		wrote := false
 		err := event.EachEvent(m.Data, func(e *event.Event) error {
 			if e.Tenant != t.ID || typ != event.TypeUnknown && e.Type != typ {

@@ -21,6 +21,7 @@ import (
 	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/collect"
 	"github.com/contrailhq/contrail/internal/config"
+	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/metrics"
 	"github.com/contrailhq/contrail/internal/shard"
@@ -50,6 +51,7 @@ type Node struct {
 	ready    atomic.Bool
 	state    *store.Store
 	shards   *shard.Runtime // nil when processing is off
+	geo      *enrich.Geo    // nil without a GeoIP database
 }
 
 // New builds a node: it opens the data directory and the log, creates the
@@ -108,6 +110,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 		return nil, err
 	}
 	n.cache = tenant.NewCache(n.tenants, logger)
+	if cfg.Process.GeoIPDB != "" {
+		if n.geo, err = enrich.OpenGeo(cfg.Process.GeoIPDB); err != nil {
+			return nil, err
+		}
+		logger.Info("geoip database opened", "path", cfg.Process.GeoIPDB)
+	}
 	if cfg.Process.Enabled {
 		if n.state, err = store.Open(filepath.Join(cfg.DataDir, "state"), logger); err != nil {
 			return nil, err
@@ -126,11 +134,15 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	if err != nil {
 		return err
 	}
+	var geo collect.Geo
+	if n.geo != nil {
+		geo = n.geo
+	}
 	n.collect, err = collect.New(collect.Config{
 		MaxBodyBytes: n.cfg.Collect.MaxBodyBytes, FlushBytes: n.cfg.Collect.FlushBytes, Linger: n.cfg.Collect.Linger,
 		AckTimeout: n.cfg.Collect.AckTimeout, MaxFutureSkew: n.cfg.Collect.MaxFutureSkew, TrustedProxies: proxies,
 		Node: n.cfg.NodeName,
-	}, collect.Deps{Log: n.log, Partitions: n.log.Partitions(), Tenants: n.cache, Logger: n.logger, Registerer: reg})
+	}, collect.Deps{Log: n.log, Partitions: n.log.Partitions(), Tenants: n.cache, Geo: geo, Logger: n.logger, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -154,7 +166,10 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 			return err
 		}
 		vm := visitor.NewMetrics(reg)
-		vcfg := visitor.Config{DedupWindow: n.cfg.Process.DedupWindow}
+		vcfg := visitor.DefaultConfig()
+		vcfg.DedupWindow = n.cfg.Process.DedupWindow
+		vcfg.Partitions, vcfg.LeadPartitions = n.log.Partitions(), n.log.LeadPartitions()
+		vcfg.Tenants = n.cache
 		for p := range n.log.Partitions() {
 			proc, err := visitor.New(vcfg, p, vm)
 			if err != nil {
@@ -256,7 +271,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 
 func logOptions(cfg config.Config) eventlog.Options {
 	return eventlog.Options{
-		Partitions: cfg.Log.Partitions, MaxAge: cfg.Log.MaxAge, MaxBytes: cfg.Log.MaxBytes, DuplicateWindow: cfg.Log.DuplicateWindow,
+		Partitions: cfg.Log.Partitions, LeadPartitions: cfg.Log.LeadPartitions, MaxAge: cfg.Log.MaxAge, MaxBytes: cfg.Log.MaxBytes, DuplicateWindow: cfg.Log.DuplicateWindow,
 	}
 }
 
@@ -288,6 +303,10 @@ func (n *Node) close() {
 	if n.procNC != nil {
 		n.procNC.Close()
 		n.procNC = nil
+	}
+	if n.geo != nil {
+		_ = n.geo.Close()
+		n.geo = nil
 	}
 	if n.nc != nil {
 		// Every append has been answered by now (the collector stopped first).

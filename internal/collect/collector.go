@@ -41,10 +41,18 @@ type Deps struct {
 	Log        Appender
 	Partitions int
 	Tenants    Tenants
+	// Geo resolves an address's country before the tenant's IP policy
+	// drops it; nil resolves none.
+	Geo        Geo
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Geo resolves IP addresses to ISO country codes; *enrich.Geo implements it.
+type Geo interface {
+	Country(ip string) string
 }
 
 // Collector is the HTTP ingest component. Create it with New, mount it with

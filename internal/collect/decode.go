@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/tenant"
 )
 
 // The collector never builds a tree of the client's JSON. The whole body is
@@ -21,21 +22,13 @@ import (
 // maxIDLen bounds every identifier.
 const maxIDLen = 256
 
-// blockedIDs are values that libraries send when the real id is missing;
-// accepting them would merge unrelated people (DESIGN.md §6).
-var blockedIDs = [...]string{"anonymous", "null", "undefined", "0", "[object object]", "nil", "none", "-1"}
-
-func isBlockedID(s string) bool {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return true
+// blockedID reports whether s is refused as an id: the defaults of
+// DESIGN.md §6 and the tenant's own list.
+func (in *eventInput) blockedID(s string) bool {
+	if in.t != nil {
+		return in.t.IsBlockedID(s)
 	}
-	for _, b := range blockedIDs {
-		if strings.EqualFold(t, b) {
-			return true
-		}
-	}
-	return false
+	return tenant.IsBlockedID(s)
 }
 
 // batchDefaults are what a batch passes down to each of its events.
@@ -48,7 +41,8 @@ type batchDefaults struct {
 // eventInput is everything decodeEvent needs besides the event's own JSON.
 type eventInput struct {
 	tenant        string
-	typ           event.Type // forced by the endpoint, or TypeUnknown to read "type"
+	t             *tenant.Tenant // for its blocked ids; nil: the defaults
+	typ           event.Type     // forced by the endpoint, or TypeUnknown to read "type"
 	receivedAt    time.Time
 	peerIP        string
 	maxFutureSkew time.Duration
@@ -93,7 +87,7 @@ func decodeEvent(raw string, in *eventInput, out *event.Event) (Code, string) {
 			return CodeInvalidType, fmt.Sprintf("type %q is not one of track, page, screen, identify, alias, group", f.typ)
 		}
 	}
-	blocked := dropBlockedIDs(&f)
+	blocked := dropBlockedIDs(&f, in)
 	*out = event.Event{
 		Tenant:       in.tenant,
 		Type:         typ,
@@ -109,7 +103,7 @@ func decodeEvent(raw string, in *eventInput, out *event.Event) (Code, string) {
 		Traits:       bytesOf(f.traits),
 		Integrations: bytesOf(f.integ),
 	}
-	if code, msg := validateIDs(&f, typ, blocked); code != "" {
+	if code, msg := validateIDs(&f, typ, blocked, in); code != "" {
 		return code, msg
 	}
 	if typ == event.TypeTrack && strings.TrimSpace(f.event) == "" {
@@ -231,20 +225,20 @@ func objectField(name string, v gjson.Result, dst *string) (Code, string) {
 // dropBlockedIDs treats a blocked anonymousId or userId as absent: the value
 // is refused as an id (DESIGN.md §6), but an event that has the other id is
 // kept. It returns a description of what it dropped, or "".
-func dropBlockedIDs(f *rawFields) string {
+func dropBlockedIDs(f *rawFields, in *eventInput) string {
 	var dropped string
-	if f.user.set && isBlockedID(f.user.s) {
+	if f.user.set && in.blockedID(f.user.s) {
 		dropped = fmt.Sprintf("userId %q is not a usable id", f.user.s)
 		f.user = idField{}
 	}
-	if f.anon.set && isBlockedID(f.anon.s) {
+	if f.anon.set && in.blockedID(f.anon.s) {
 		dropped = fmt.Sprintf("anonymousId %q is not a usable id", f.anon.s)
 		f.anon = idField{}
 	}
 	return dropped
 }
 
-func validateIDs(f *rawFields, typ event.Type, blocked string) (Code, string) {
+func validateIDs(f *rawFields, typ event.Type, blocked string, in *eventInput) (Code, string) {
 	ids := [...]struct {
 		name string
 		id   idField
@@ -256,7 +250,7 @@ func validateIDs(f *rawFields, typ event.Type, blocked string) (Code, string) {
 		if len(x.id.s) > maxIDLen {
 			return CodeInvalidID, fmt.Sprintf("%s is longer than %d bytes", x.name, maxIDLen)
 		}
-		if x.name != "messageId" && isBlockedID(x.id.s) {
+		if x.name != "messageId" && in.blockedID(x.id.s) {
 			return CodeBlockedID, fmt.Sprintf("%s %q is not a usable id", x.name, x.id.s)
 		}
 	}

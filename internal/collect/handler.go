@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/tidwall/sjson"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
@@ -345,12 +347,13 @@ var framePool = sync.Pool{New: func() any { return new([]byte) }}
 func (c *Collector) store(ctx context.Context, req *request, raws []string, defaults *batchDefaults) *reqError {
 	t := req.tenant
 	in := eventInput{
-		tenant: t.ID, typ: req.ep.typ, receivedAt: req.receivedAt, peerIP: req.peerIP,
+		tenant: t.ID, t: t, typ: req.ep.typ, receivedAt: req.receivedAt, peerIP: req.peerIP,
 		maxFutureSkew: c.cfg.MaxFutureSkew, maxEventBytes: t.Limits.MaxEventBytes, batch: defaults,
 	}
 	if req.ep.kind == kindBatch || req.ep.kind == kindBeacon && defaults != nil {
 		in.typ = event.TypeUnknown
 	}
+	ipPolicy := enrich.IPPolicy(t.Settings.IPPolicy)
 	req.results = make([]result, len(raws))
 	parts := make([]part, 0, 4)
 	fp := framePool.Get().(*[]byte)
@@ -366,6 +369,9 @@ func (c *Collector) store(ctx context.Context, req *request, raws []string, defa
 		}
 		if e.MessageID == "" {
 			e.MessageID = ids.next()
+		}
+		if e.IP != "" {
+			c.applyIPPolicy(&e, ipPolicy)
 		}
 		req.results[i] = result{messageID: strings.Clone(e.MessageID)}
 		p := event.Partition(t.ID, e.VisitorKey(), c.deps.Partitions)
@@ -419,6 +425,29 @@ func (c *Collector) store(ctx context.Context, req *request, raws []string, defa
 	}
 	c.metrics.accepted.WithLabelValues(t.ID).Add(float64(req.accepted))
 	return nil
+}
+
+// applyIPPolicy resolves the event's country, then applies the tenant's IP
+// policy to its address and to context.ip, before anything is stored.
+func (c *Collector) applyIPPolicy(e *event.Event, policy enrich.IPPolicy) {
+	if c.deps.Geo != nil {
+		e.Enrichment.Country = c.deps.Geo.Country(e.IP)
+	}
+	if policy == "" || policy == enrich.IPKeep {
+		return
+	}
+	e.IP = policy.Apply(e.IP)
+	if len(e.Context) > 0 && bytes.Contains(e.Context, []byte(`"ip"`)) {
+		var err error
+		if e.IP == "" {
+			e.Context, err = sjson.DeleteBytes(e.Context, "ip")
+		} else {
+			e.Context, err = sjson.SetBytes(e.Context, "ip", e.IP)
+		}
+		if err != nil { // the context was validated as an object; keep none rather than leak
+			e.Context = nil
+		}
+	}
 }
 
 func (c *Collector) unavailable(t *tenant.Tenant, err error) *reqError {

@@ -52,6 +52,9 @@ type Process struct {
 	Workers int `yaml:"workers"`
 	// DedupWindow is how long a messageId is remembered (at least 24h).
 	DedupWindow time.Duration `yaml:"dedup_window"`
+	// GeoIPDB is a MaxMind-format country (or city) database; "" resolves
+	// no countries.
+	GeoIPDB string `yaml:"geoip_db"`
 }
 
 // Log configures the event log (JetStream).
@@ -60,6 +63,8 @@ type Log struct {
 	NATSURL string `yaml:"nats_url"`
 	// Partitions is P, the number of EVENTS partitions; fixed when the stream is created.
 	Partitions int `yaml:"partitions"`
+	// LeadPartitions is Q, the number of LEADS partitions; fixed when the stream is created.
+	LeadPartitions int `yaml:"lead_partitions"`
 	// Durability is "default" (short sync interval) or "strict" (fsync per append).
 	Durability string `yaml:"durability"`
 	// SyncInterval is how often the embedded store fsyncs in default mode.
@@ -100,6 +105,7 @@ func Default() Config {
 		LogFormat: "text",
 		Log: Log{
 			Partitions:      16,
+			LeadPartitions:  16,
 			Durability:      DurabilityDefault,
 			SyncInterval:    100 * time.Millisecond,
 			MaxAge:          7 * 24 * time.Hour,
@@ -124,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Partitions < 1 || c.Log.Partitions > 1024 {
 		errs = append(errs, fmt.Errorf("log.partitions %d: must be 1..1024", c.Log.Partitions))
+	}
+	if c.Log.LeadPartitions < 1 || c.Log.LeadPartitions > 1024 {
+		errs = append(errs, fmt.Errorf("log.lead_partitions %d: must be 1..1024", c.Log.LeadPartitions))
 	}
 	if c.Log.Durability != DurabilityDefault && c.Log.Durability != DurabilityStrict {
 		errs = append(errs, fmt.Errorf("log.durability %q: must be %q or %q", c.Log.Durability, DurabilityDefault, DurabilityStrict))
@@ -194,6 +203,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "node name in logs and message ids (default: host name)")
 	fs.StringVar(&c.Log.NATSURL, "nats-url", c.Log.NATSURL, "use this external NATS server instead of the embedded one")
 	fs.IntVar(&c.Log.Partitions, "partitions", c.Log.Partitions, "partitions of the EVENTS stream (fixed at creation)")
+	fs.IntVar(&c.Log.LeadPartitions, "lead-partitions", c.Log.LeadPartitions, "partitions of the LEADS stream (fixed at creation)")
 	fs.StringVar(&c.Log.Durability, "durability", c.Log.Durability, `log durability: "default" (sync interval) or "strict" (fsync per append)`)
 	fs.DurationVar(&c.Log.SyncInterval, "sync-interval", c.Log.SyncInterval, "fsync interval of the embedded store in default durability")
 	fs.DurationVar(&c.Log.MaxAge, "log-max-age", c.Log.MaxAge, "retention of the EVENTS stream by age (0: unlimited)")
@@ -207,6 +217,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Process.Enabled, "process", c.Process.Enabled, "run the visitor shards on this node (false: collector only)")
 	fs.IntVar(&c.Process.Workers, "workers", c.Process.Workers, "shards processing at once (0: one per core)")
 	fs.DurationVar(&c.Process.DedupWindow, "dedup-window", c.Process.DedupWindow, "how long a messageId is remembered for deduplication (at least 24h)")
+	fs.StringVar(&c.Process.GeoIPDB, "geoip-db", c.Process.GeoIPDB, "MaxMind-format database to resolve countries (e.g. GeoLite2-Country.mmdb)")
 	fs.Func("trusted-proxies", "comma-separated addresses or prefixes whose X-Forwarded-For is believed", func(s string) error {
 		c.Collect.TrustedProxies = strings.Split(s, ",")
 		return nil

@@ -28,7 +28,8 @@ const (
 type Options struct {
 	// Partitions is P, the number of EVENTS partitions.
 	Partitions int
-	// LeadPartitions is Q, the number of LEADS partitions (default P).
+	// LeadPartitions is Q, the number of LEADS partitions; 0 means the
+	// existing stream's, or P when there is none.
 	LeadPartitions int
 	// MaxAge and MaxBytes bound EVENTS retention (0: unlimited).
 	MaxAge   time.Duration
@@ -60,12 +61,18 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
 	}
-	if opts.LeadPartitions == 0 {
-		opts.LeadPartitions = opts.Partitions
-	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("opening jetstream: %w", err)
+	}
+	if opts.LeadPartitions == 0 {
+		// Unspecified: the existing stream's count, else P.
+		opts.LeadPartitions = opts.Partitions
+		if s, err := js.Stream(ctx, StreamLeads); err == nil {
+			if q, err := strconv.Atoi(s.CachedInfo().Config.Metadata[metaPartition]); err == nil && q > 0 {
+				opts.LeadPartitions = q
+			}
+		}
 	}
 	l := &Log{nc: nc, js: js, opts: opts, subjs: make([]string, opts.Partitions)}
 	for p := range l.subjs {
@@ -250,7 +257,7 @@ func (l *Log) Ready(ctx context.Context) error {
 // Message is one stored log message.
 type Message struct {
 	Subject   string
-	Partition int // -1 when the subject is not partitioned
+	Partition int    // -1 when the subject is not partitioned
 	Seq       uint64 // stream sequence
 	MsgID     string // Nats-Msg-Id
 	Time      time.Time
@@ -344,10 +351,13 @@ func (l *Log) ReadStream(ctx context.Context, stream, prefix string, partition i
 }
 
 // LastSeq returns the last stream sequence of EVENTS (0 when empty).
-func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
-	s, err := l.js.Stream(ctx, StreamEvents)
+func (l *Log) LastSeq(ctx context.Context) (uint64, error) { return l.StreamLastSeq(ctx, StreamEvents) }
+
+// StreamLastSeq returns the last sequence of stream (0 when empty).
+func (l *Log) StreamLastSeq(ctx context.Context, stream string) (uint64, error) {
+	s, err := l.js.Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+		return 0, fmt.Errorf("looking up stream %s: %w", stream, err)
 	}
 	return s.CachedInfo().State.LastSeq, nil
 }

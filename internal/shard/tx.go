@@ -168,6 +168,14 @@ func ParseOutputID(id string) (upstream string, seq uint64, i int, err error) {
 	return parts[0] + "." + parts[1], seq, i, nil
 }
 
+// IsOutputID reports whether a log message's id is that of a shard output
+// (as opposed to a collector append), e.g. an alias a visitor shard
+// forwarded to another EVENTS partition.
+func IsOutputID(id string) bool {
+	_, _, _, err := ParseOutputID(id)
+	return err == nil
+}
+
 // Duplicate reports whether the output with id was already applied by this
 // shard, and records it as applied otherwise. Outputs of one upstream arrive
 // in (seq, i) order, so one high-water mark per upstream is enough; it lives

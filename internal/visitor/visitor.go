@@ -1,0 +1,214 @@
+package visitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/contrailhq/contrail/internal/enrich"
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+// Tenants looks tenants up; *tenant.Cache implements it.
+type Tenants interface {
+	ByID(id string) (*tenant.Tenant, bool)
+}
+
+// Config configures the visitor processor.
+type Config struct {
+	// DedupWindow is how long a messageId is remembered; at least 24 h.
+	DedupWindow time.Duration
+	// Partitions is P, the number of EVENTS partitions (to forward an
+	// alias to its previousId's partition); LeadPartitions is Q.
+	Partitions, LeadPartitions int
+	// Tenants gives each tenant's settings; when nil, or for an unknown
+	// tenant, the defaults apply.
+	Tenants Tenants
+	// UACacheSize bounds the parsed user agents kept per shard.
+	UACacheSize int
+}
+
+// DefaultConfig returns the defaults for one partition of each stream.
+func DefaultConfig() Config {
+	return Config{DedupWindow: 24 * time.Hour, Partitions: 1, LeadPartitions: 1, UACacheSize: 4096}
+}
+
+// Processor is the visitor shard of one partition. It is used by one
+// goroutine at a time.
+type Processor struct {
+	cfg       Config
+	partition int
+	keys      keys
+	metrics   *Metrics
+	ua        *enrich.UAParser
+	dedupDays int64 // day buckets checked: the window rounded up, plus today
+	newestDay int64 // newest dedup day known to be stored
+	sweptDay  int64 // day the expiry sweep is known to have finished
+	tenants   map[string]*tenantState
+	keyBuf    []byte
+	valBuf    []byte
+}
+
+// tenantState is what a processor caches per tenant.
+type tenantState struct {
+	metrics *tenantMetrics
+}
+
+// New returns the processor of partition p.
+func New(cfg Config, p int, m *Metrics) (*Processor, error) {
+	if cfg.DedupWindow < 24*time.Hour {
+		return nil, errors.New("visitor: the dedup window must be at least 24h")
+	}
+	if cfg.Partitions < 1 || cfg.LeadPartitions < 1 {
+		return nil, errors.New("visitor: Partitions and LeadPartitions must be at least 1")
+	}
+	if m == nil {
+		return nil, errors.New("visitor: metrics are required")
+	}
+	days := int64((cfg.DedupWindow + 24*time.Hour - 1) / (24 * time.Hour))
+	return &Processor{
+		cfg: cfg, partition: p, keys: newKeys(p), metrics: m, ua: enrich.NewUAParser(cfg.UACacheSize),
+		dedupDays: days + 1, tenants: map[string]*tenantState{},
+	}, nil
+}
+
+// settings returns the tenant's settings with the defaults filled in.
+func (p *Processor) settings(id string) (tenant.Settings, *tenant.Tenant) {
+	if p.cfg.Tenants != nil {
+		if t, ok := p.cfg.Tenants.ByID(id); ok {
+			return t.Settings.WithDefaults(), t
+		}
+	}
+	return tenant.DefaultSettings(), nil
+}
+
+func (p *Processor) tenant(id string) *tenantState {
+	ts, ok := p.tenants[id]
+	if !ok {
+		ts = &tenantState{metrics: p.metrics.forTenant(id)}
+		p.tenants[id] = ts
+	}
+	return ts
+}
+
+// ErrNoID means an event has no usable id once the tenant's blocked ids
+// are taken out; it goes to DEAD.
+var ErrNoID = errors.New("event has no usable anonymousId or userId")
+
+// Process applies one event: dedup, enrich, identity, session, anonymous
+// history or hand-off to the lead's shard, expiry.
+func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) error {
+	ts := p.tenant(e.Tenant)
+	set, t := p.settings(e.Tenant)
+	if t != nil {
+		if e.UserID != "" && t.IsBlockedID(e.UserID) {
+			e.UserID = ""
+		}
+		if e.AnonymousID != "" && t.IsBlockedID(e.AnonymousID) {
+			e.AnonymousID = ""
+		}
+		if e.VisitorKey() == "" {
+			p.metrics.refused.WithLabelValues(e.Tenant, "blocked_id").Inc()
+			return ErrNoID
+		}
+	}
+	day := e.ReceivedAt.Unix() / 86400
+	dup, err := p.duplicate(tx, e, day)
+	if err != nil {
+		return err
+	}
+	if dup {
+		ts.metrics.duplicates.Inc()
+		return nil
+	}
+	p.enrichEvent(e)
+	if e.Enrichment.Bot {
+		ts.metrics.bots.Inc()
+	}
+
+	visitor := e.VisitorKey()
+	p.keyBuf = p.keys.state(p.keyBuf, e.Tenant, visitor)
+	stKey := p.keyBuf
+	v, err := tx.Get(stKey)
+	if err != nil {
+		return err
+	}
+	var s state
+	if v != nil {
+		if err := decodeState(v, &s); err != nil {
+			// Unreadable state must not block the visitor forever: start
+			// afresh (its history, if any, is orphaned until retention).
+			p.metrics.refused.WithLabelValues(e.Tenant, "corrupt_state_reset").Inc()
+			s = state{}
+		}
+	}
+	prevDay := s.lastSeen / 86400
+
+	if err := p.identify(tx, e, &s, visitor, set, ts); err != nil {
+		return err
+	}
+	sessionize(&s, e, e.Tenant, visitor, campaignHash(e.Enrichment.UTMCampaign), sessionRules{
+		timeout: set.SessionTimeout.D().Milliseconds(), maxLength: set.SessionMaxLength.D().Milliseconds(),
+		splitOnCampaign: set.SplitSessionOnCampaign,
+	})
+	if e.Enrichment.NewSession {
+		ts.metrics.sessions.Inc()
+	}
+
+	switch {
+	case s.lead != "":
+		e.Enrichment.LeadID = s.lead
+		tx.EmitEvent(p.leadsSubject(e.Tenant, s.lead), e)
+		ts.metrics.leadEvents.Inc()
+	case !e.Enrichment.Bot && (e.Type == event.TypePage || e.Type == event.TypeScreen || e.Type == event.TypeTrack):
+		p.remember(tx, e, &s, visitor, set)
+	}
+
+	// Expiry index: one entry per visitor, under the day it was last seen.
+	if recv := e.ReceivedAt.Unix(); recv > s.lastSeen {
+		s.lastSeen = recv
+	}
+	if newDay := s.lastSeen / 86400; v == nil || newDay != prevDay {
+		if v != nil {
+			tx.Delete(p.keys.expiry(e.Tenant, prevDay, visitor))
+		}
+		tx.Set(p.keys.expiry(e.Tenant, newDay, visitor), nil)
+	}
+	p.valBuf = appendState(p.valBuf[:0], &s)
+	tx.Set(stKey, p.valBuf)
+
+	if err := p.count(tx, e.Tenant); err != nil {
+		return err
+	}
+	return p.sweep(tx, day)
+}
+
+// count adds one to the tenant's processed events in this partition.
+func (p *Processor) count(tx *shard.Tx, tenant string) error {
+	key := p.keys.processed(tenant)
+	v, err := tx.Get(key)
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.ParseUint(string(v), 10, 64)
+	tx.Set(key, strconv.AppendUint(p.valBuf[:0], n+1, 10))
+	return nil
+}
+
+func (p *Processor) leadsSubject(tenant, lead string) string {
+	return eventlog.LeadsSubject(event.Partition(tenant, lead, p.cfg.LeadPartitions))
+}
+
+// ProcessedKey is where partition p counts a tenant's processed events.
+func ProcessedKey(p int, tenant string) []byte { return newKeys(p).processed(tenant) }
+
+// StateKey is where partition p keeps a visitor's state.
+func StateKey(p int, tenant, visitor string) []byte { return newKeys(p).state(nil, tenant, visitor) }
+
+// errf wraps a processing error with what was being done.
+func errf(doing string, err error) error { return fmt.Errorf("%s: %w", doing, err) }
