@@ -17,7 +17,8 @@ import (
 func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition int, seq uint64, proc Processor, events []event.Event) ([]Output, []error, error) {
 	batch := st.NewBatch()
 	defer func() { _ = batch.Close() }()
-	tx := &Tx{Stream: stream, Partition: partition, batch: batch, overlay: map[string]entry{}}
+	tx := &Tx{Stream: stream, Partition: partition, overlay: map[string]entry{}, msg: map[string]entry{}}
+	tx.begin(st, batch)
 	s := &shard{stream: stream, partition: partition, proc: proc}
 	out := &outbox{}
 	errs := make([]error, len(events))
@@ -26,10 +27,11 @@ func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition i
 		if errs[i] = s.process(ctx, tx, &events[i]); errs[i] != nil {
 			continue
 		}
-		if err := tx.apply(); err != nil {
-			return nil, nil, err
-		}
+		tx.apply()
 		out.add(tx)
+	}
+	if err := tx.flush(); err != nil {
+		return nil, nil, err
 	}
 	if err := store.PutUint64(batch, store.PositionKey(stream, partition), seq); err != nil {
 		return nil, nil, err

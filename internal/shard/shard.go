@@ -61,7 +61,7 @@ func (s *shard) run(ctx context.Context) error {
 		return err
 	}
 	s.position.Store(pos)
-	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}}
+	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}, msg: map[string]entry{}}
 	out := &outbox{}
 	return s.rt.deps.Source.Read(ctx, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {
 		s.pending.Store(m.Pending)
@@ -84,7 +84,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	start := time.Now()
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
-	tx.batch = batch
+	tx.begin(s.rt.deps.Store, batch)
 	out.reset()
 	var dead []Output
 	var lastReceived time.Time
@@ -103,9 +103,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 				"tenant", e.Tenant, "message_id", e.MessageID, "err", perr)
 			return nil
 		}
-		if err := tx.apply(); err != nil {
-			return err
-		}
+		tx.apply()
 		s.rt.metrics.processed.WithLabelValues(s.stream, e.Tenant).Inc()
 		out.add(tx)
 		return nil
@@ -117,6 +115,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		// The whole message is unreadable: nothing of it is applied.
 		_ = batch.Close()
 		batch = s.rt.deps.Store.NewBatch()
+		tx.begin(s.rt.deps.Store, batch)
 		out.reset()
 		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, err)}}
 		s.rt.metrics.dead.WithLabelValues(s.stream, "unknown").Inc()
@@ -134,6 +133,9 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		if err := publishOutputs(ctx, s.rt.deps.Publisher, "dead.", s.stage, s.partition, m.Seq, dead); err != nil {
 			return err
 		}
+	}
+	if err := tx.flush(); err != nil {
+		return err
 	}
 	if err := store.PutUint64(batch, store.PositionKey(s.stream, s.partition), m.Seq); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +18,11 @@ import (
 // reads see the committed state, the earlier events of the same log message
 // and the event's own writes. Writes and outputs take effect only if Process
 // returns nil.
+//
+// The writes of a message's applied events are kept in a map (the message
+// overlay) and in a write-only Pebble batch; reads look in the event's
+// overlay, then the message's, then the database. That is cheaper than an
+// indexed batch, whose every read and write walks a skiplist.
 type Tx struct {
 	// Stream and Partition name the shard.
 	Stream    string
@@ -26,8 +32,11 @@ type Tx struct {
 	Seq   uint64
 	Index int
 
+	db      *store.Store
 	batch   *pebble.Batch
-	overlay map[string]entry
+	overlay map[string]entry // this event's writes
+	msg     map[string]entry // the message's applied writes
+	msgDel  [][2][]byte      // the message's applied range deletions
 	ranges  [][2][]byte
 	outputs []Output
 	// frames holds the event's EmitEvent frames, back to back; emitted
@@ -53,6 +62,13 @@ type Output struct {
 	Headers map[string]string
 }
 
+// begin starts a log message: a new batch and an empty message overlay.
+func (tx *Tx) begin(db *store.Store, batch *pebble.Batch) {
+	tx.db, tx.batch = db, batch
+	clear(tx.msg)
+	tx.msgDel = tx.msgDel[:0]
+}
+
 func (tx *Tx) reset(seq uint64, index int) {
 	tx.Seq, tx.Index = seq, index
 	clear(tx.overlay)
@@ -70,7 +86,27 @@ func (tx *Tx) Get(key []byte) ([]byte, error) {
 		}
 		return e.value, nil
 	}
-	return store.Get(tx.batch, key)
+	if e, ok := tx.msg[string(key)]; ok {
+		if e.deleted {
+			return nil, nil
+		}
+		return e.value, nil
+	}
+	if tx.inDeletedRange(key) {
+		return nil, nil
+	}
+	return store.Get(tx.db.DB(), key)
+}
+
+// inDeletedRange reports whether an earlier event of the message deleted
+// the range holding key (and no later one wrote it: that would be in msg).
+func (tx *Tx) inDeletedRange(key []byte) bool {
+	for _, r := range tx.msgDel {
+		if bytes.Compare(key, r[0]) >= 0 && bytes.Compare(key, r[1]) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Set writes key. value is copied.
@@ -99,17 +135,27 @@ func (tx *Tx) EmitEvent(subject string, e *event.Event) {
 	tx.emitted = append(tx.emitted, emitted{subject: subject, start: start, end: len(tx.frames)})
 }
 
-// Scan calls fn with the keys and values in [lower, upper) of the shard's
-// state as it was before this event: the committed state and the writes of
-// the earlier events of the log message, not this event's own writes. fn's
+// Scan calls fn with the committed keys in [lower, upper), minus those
+// that earlier events of the log message deleted, with their latest
+// values. Keys that the message's events created are not visited, nor are
+// this event's own writes: Scan is meant for sweeping old state. fn's
 // slices are valid only during the call; it returns false to stop.
 func (tx *Tx) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
-	it, err := tx.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := tx.db.NewIter(lower, upper)
 	if err != nil {
 		return fmt.Errorf("scanning %q..%q: %w", lower, upper, err)
 	}
 	for it.First(); it.Valid(); it.Next() {
-		if !fn(it.Key(), it.Value()) {
+		v := it.Value()
+		if e, ok := tx.msg[string(it.Key())]; ok {
+			if e.deleted {
+				continue
+			}
+			v = e.value
+		} else if tx.inDeletedRange(it.Key()) {
+			continue
+		}
+		if !fn(it.Key(), v) {
 			break
 		}
 	}
@@ -119,14 +165,34 @@ func (tx *Tx) Scan(lower, upper []byte, fn func(key, value []byte) bool) error {
 	return nil
 }
 
-// apply moves the event's writes into the message's batch.
-func (tx *Tx) apply() error {
+// apply moves the event's writes into the message overlay. They reach the
+// batch in flush, once per key however often the message's events wrote
+// it: a visitor's record or a tenant's counter is inserted into the
+// memtable once per message.
+func (tx *Tx) apply() {
 	for _, r := range tx.ranges {
+		tx.msgDel = append(tx.msgDel, r)
+		for k := range tx.msg {
+			if k >= string(r[0]) && k < string(r[1]) {
+				tx.msg[k] = entry{deleted: true}
+			}
+		}
+	}
+	for k, e := range tx.overlay {
+		tx.msg[k] = e
+	}
+}
+
+// flush writes the message's range deletions, then its keys, to the batch.
+// A key written after a range deletion is in msg and lands after it; one
+// written before is marked deleted in msg.
+func (tx *Tx) flush() error {
+	for _, r := range tx.msgDel {
 		if err := tx.batch.DeleteRange(r[0], r[1], nil); err != nil {
 			return fmt.Errorf("deleting range %q..%q: %w", r[0], r[1], err)
 		}
 	}
-	for k, e := range tx.overlay {
+	for k, e := range tx.msg {
 		var err error
 		if e.deleted {
 			err = tx.batch.Delete([]byte(k), nil)
@@ -166,6 +232,20 @@ func ParseOutputID(id string) (upstream string, seq uint64, i int, err error) {
 		return "", 0, 0, fmt.Errorf("%q: %w", id, ErrBadOutputID)
 	}
 	return parts[0] + "." + parts[1], seq, i, nil
+}
+
+// ScanPending calls fn with the keys in [lower, upper) that the message's
+// earlier events or this event wrote and did not delete, in no particular
+// order: what Scan does not visit. A processor rebuilding an in-memory
+// index of its state mid-message needs both.
+func (tx *Tx) ScanPending(lower, upper []byte, fn func(key []byte)) {
+	for _, m := range [...]map[string]entry{tx.msg, tx.overlay} {
+		for k, e := range m {
+			if !e.deleted && k >= string(lower) && k < string(upper) {
+				fn([]byte(k))
+			}
+		}
+	}
 }
 
 // IsOutputID reports whether a log message's id is that of a shard output

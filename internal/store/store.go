@@ -17,6 +17,7 @@ import (
 	"strconv"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Store is a Pebble database. It is safe for concurrent use.
@@ -24,9 +25,38 @@ type Store struct {
 	db *pebble.DB
 }
 
+// Options tune the store; zero values take the defaults.
+type Options struct {
+	// CacheBytes is the block cache (default 64 MiB).
+	CacheBytes int64
+	// MemTableBytes is the size of a memtable (default 32 MiB).
+	MemTableBytes uint64
+}
+
 // Open opens (creating if needed) the database in dir.
+//
+// Most reads of a visitor shard are point lookups of keys that do not exist
+// (a messageId never seen, a visitor's first event), so every level has a
+// Bloom filter: a miss costs a filter probe per table instead of reading
+// its index and data blocks.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	opts := &pebble.Options{Logger: pebbleLogger{logger}}
+	return OpenWith(dir, logger, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, logger *slog.Logger, o Options) (*Store, error) {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 32 << 20
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
+	opts := &pebble.Options{Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: o.MemTableBytes}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble store in %s: %w", dir, err)
@@ -42,8 +72,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// NewBatch returns an indexed batch: reads through it see its own writes.
-func (s *Store) NewBatch() *pebble.Batch { return s.db.NewIndexedBatch() }
+// NewBatch returns a write-only batch; reads go to the database (the shard
+// keeps its own overlay of the batch's writes, cheaper than an indexed batch).
+func (s *Store) NewBatch() *pebble.Batch { return s.db.NewBatch() }
 
 // Commit applies b atomically. It does not fsync: a process crash keeps
 // every committed batch (the WAL is written before Commit returns); an OS

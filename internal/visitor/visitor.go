@@ -50,8 +50,15 @@ type Processor struct {
 	newestDay int64 // newest dedup day known to be stored
 	sweptDay  int64 // day the expiry sweep is known to have finished
 	tenants   map[string]*tenantState
-	keyBuf    []byte
-	valBuf    []byte
+	// filters are the dedup day buckets' Bloom filters; filterSize the
+	// capacity to rebuild one with after it filled up.
+	filters    map[int64]*keyFilter
+	filterSize map[int64]uint
+	// visitors filters the keys of visitor states ("<tenant>/<visitor>").
+	visitors *keyFilter
+	keyBuf   []byte
+	valBuf   []byte
+	idBuf    []byte
 }
 
 // tenantState is what a processor caches per tenant.
@@ -74,6 +81,7 @@ func New(cfg Config, p int, m *Metrics) (*Processor, error) {
 	return &Processor{
 		cfg: cfg, partition: p, keys: newKeys(p), metrics: m, ua: enrich.NewUAParser(cfg.UACacheSize),
 		dedupDays: days + 1, tenants: map[string]*tenantState{},
+		filters: map[int64]*keyFilter{}, filterSize: map[int64]uint{},
 	}, nil
 }
 
@@ -134,7 +142,7 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 	visitor := e.VisitorKey()
 	p.keyBuf = p.keys.state(p.keyBuf, e.Tenant, visitor)
 	stKey := p.keyBuf
-	v, err := tx.Get(stKey)
+	v, err := p.loadState(tx, stKey)
 	if err != nil {
 		return err
 	}
@@ -186,6 +194,26 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 		return err
 	}
 	return p.sweep(tx, day)
+}
+
+// loadState reads a visitor's record, skipping the read when the filter
+// knows the visitor is new. A new visitor is added to the filter.
+func (p *Processor) loadState(tx *shard.Tx, key []byte) ([]byte, error) {
+	if p.visitors == nil {
+		f, err := newKeyFilter(tx, []byte(p.keys.prefix+"s/"), 0)
+		if err != nil {
+			return nil, err
+		}
+		p.visitors = f
+	}
+	suffix := key[len(p.keys.prefix)+2:]
+	if p.visitors.mayHave(suffix) {
+		return tx.Get(key)
+	}
+	if p.visitors.add(suffix) {
+		p.visitors = nil // full: rebuilt larger from the store on next use
+	}
+	return nil, nil
 }
 
 // count adds one to the tenant's processed events in this partition.
