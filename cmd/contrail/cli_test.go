@@ -120,6 +120,33 @@ func waitTrack(t *testing.T, url, writeKey string, status int, code string) {
 	}
 }
 
+// waitTrackAnon waits until a track call from anonymousId anon gets the
+// event-level result code (settings reach the collector through a KV watch).
+func waitTrackAnon(t *testing.T, url, writeKey, anon, code string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := `{"event":"CLI Test","anonymousId":"` + anon + `"}`
+		req, err := http.NewRequest("POST", url+"/v1/track", strings.NewReader(body))
+		require.NoError(t, err)
+		req.SetBasicAuth(writeKey, "")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var answer struct {
+			Results []struct{ Code string } `json:"results"`
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		_ = json.Unmarshal(b, &answer)
+		if len(answer.Results) == 1 && answer.Results[0].Code == code {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "track from %s: got %d %s, want result code %q", anon, resp.StatusCode, b, code)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestCLITenantLifecycle(t *testing.T) {
 	n := startNode(t)
 
@@ -223,6 +250,24 @@ func TestCLITenantLifecycle(t *testing.T) {
 	require.EqualValues(t, 5, limits["daily_quota"])
 	_, _, err = cli(t, "tenant", "limits", "acme", "--daily-quota", "-1", "--server", n.url, "--token", n.token)
 	require.ErrorContains(t, err, "invalid_request")
+
+	// settings works the same way, with durations as text.
+	var set map[string]any
+	out = n.mustCLI(t, "tenant", "settings", "acme", "--ip-policy", "anonymize", "--session-timeout", "45m", "--blocked-ids", "guest, nobody")
+	require.NoError(t, json.Unmarshal([]byte(out), &set), "output: %s", out)
+	require.Equal(t, "anonymize", set["ip_policy"])
+	require.Equal(t, "45m0s", set["session_timeout"])
+	require.Equal(t, "30d", set["visitor_retention"], "defaults are shown")
+	require.Equal(t, []any{"guest", "nobody"}, set["blocked_ids"])
+	out = n.mustCLI(t, "tenant", "settings", "acme", "--visitor-retention", "90d")
+	set = nil
+	require.NoError(t, json.Unmarshal([]byte(out), &set), "output: %s", out)
+	require.Equal(t, "anonymize", set["ip_policy"], "a PATCH keeps the others")
+	require.Equal(t, "90d", set["visitor_retention"])
+	_, _, err = cli(t, "tenant", "settings", "acme", "--ip-policy", "hash", "--server", n.url, "--token", n.token)
+	require.ErrorContains(t, err, "invalid_request")
+	// The tenant's own blocked ids are refused by the collector.
+	waitTrackAnon(t, n.url, created.WriteKey, "nobody", "blocked_id")
 
 	// A second tenant with the same name is a conflict.
 	_, _, err = cli(t, "tenant", "create", "acme", "--server", n.url, "--token", n.token)

@@ -32,6 +32,7 @@ Usage:
   contrail tenant list                   list tenants
   contrail tenant keys NAME [--create write|api] [--revoke KEY_ID]
   contrail tenant limits NAME [--events-per-second N ...]
+  contrail tenant settings NAME [--ip-policy anonymize] [--session-timeout 30m] [--visitor-retention 30d] ...
   contrail tail --tenant NAME [--from-start] [--type TYPE]
   contrail status [--json]               progress and lag of the node's shards per partition
   contrail dead list [--tenant NAME] [--after SEQ] [--limit N] [--json]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: contrail tenant create|list|keys|limits ...")
+		return errors.New("usage: contrail tenant create|list|keys|limits|settings ...")
 	}
 	switch args[0] {
 	case "create":
@@ -26,10 +27,12 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return tenantList(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return tenantKeys(ctx, args[1:], stdout, stderr)
+	case "settings":
+		return tenantSettings(ctx, args[1:], stdout, stderr)
 	case "limits":
 		return tenantLimits(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown tenant command %q: want create, list, keys or limits", args[0])
+	return fmt.Errorf("unknown tenant command %q: want create, list, keys, limits or settings", args[0])
 }
 
 // parseInterspersed parses flags that may come before or after positional
@@ -202,6 +205,76 @@ func tenantLimits(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	path := "/api/v1/tenants/" + url.PathEscape(pos[0]) + "/limits"
 	var out tenant.Limits
 	if patch := lf.patch(fs); len(patch) > 0 {
+		err = c.do(ctx, "PATCH", path, patch, &out)
+	} else {
+		err = c.do(ctx, "GET", path, nil, &out)
+	}
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, out)
+}
+
+// tenantSettings shows a tenant's processing settings, or changes those
+// given as flags (a PATCH: the others keep their values).
+func tenantSettings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant settings", stderr)
+	var c client
+	c.register(fs)
+	ipPolicy := fs.String("ip-policy", "", "keep, anonymize (zero the last IPv4 octet, last 80 IPv6 bits) or drop")
+	timeout := fs.String("session-timeout", "", "idle time that ends a session, e.g. 30m")
+	maxLen := fs.String("session-max-length", "", "longest session, e.g. 24h")
+	split := fs.String("split-session-on-campaign", "", "true or false: a new UTM campaign starts a new session")
+	histLimit := fs.Int("history-limit", 0, "anonymous events kept per visitor for promotion")
+	histWindow := fs.String("history-window", "", "how far back the history handed to a new lead goes, e.g. 30d")
+	retention := fs.String("visitor-retention", "", "drop a visitor's state after this long without activity, e.g. 30d")
+	blocked := fs.String("blocked-ids", "", "comma-separated ids to refuse, in addition to the defaults (\"-\" for none)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: contrail tenant settings NAME [--ip-policy keep|anonymize|drop] [--session-timeout D] [--session-max-length D] [--split-session-on-campaign true|false] [--history-limit N] [--history-window D] [--visitor-retention D] [--blocked-ids a,b]")
+	}
+	patch := map[string]any{}
+	var badFlag error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "ip-policy":
+			patch["ip_policy"] = *ipPolicy
+		case "session-timeout":
+			patch["session_timeout"] = *timeout
+		case "session-max-length":
+			patch["session_max_length"] = *maxLen
+		case "split-session-on-campaign":
+			if *split != "true" && *split != "false" {
+				badFlag = fmt.Errorf("--split-session-on-campaign %q: want true or false", *split)
+			}
+			patch["split_session_on_campaign"] = *split == "true"
+		case "history-limit":
+			patch["history_limit"] = *histLimit
+		case "history-window":
+			patch["history_window"] = *histWindow
+		case "visitor-retention":
+			patch["visitor_retention"] = *retention
+		case "blocked-ids":
+			ids := []string{}
+			if *blocked != "-" {
+				for _, id := range strings.Split(*blocked, ",") {
+					if id = strings.TrimSpace(id); id != "" {
+						ids = append(ids, id)
+					}
+				}
+			}
+			patch["blocked_ids"] = ids
+		}
+	})
+	if badFlag != nil {
+		return badFlag
+	}
+	path := "/api/v1/tenants/" + url.PathEscape(pos[0]) + "/settings"
+	var out tenant.Settings
+	if len(patch) > 0 {
 		err = c.do(ctx, "PATCH", path, patch, &out)
 	} else {
 		err = c.do(ctx, "GET", path, nil, &out)
