@@ -19,6 +19,16 @@
 // Duration or when its context is cancelled, and always waits for the
 // requests in flight, so that Accepted matches what the server stored.
 //
+// With a metrics URL, Run also follows what the node's visitor shards do
+// with the events (Processing): it reads the shards' counters, lag gauges
+// and ingest-to-processed histogram before the load, every second during
+// it, and, with a Drain, every 100ms after it until the shards have
+// processed as many events as the collector accepted. That wait is the
+// time back to real time: processing kept up if it took at most
+// KeptUpWithin. Latency quantiles come from the server's histogram
+// buckets, interpolated, so they are only as fine as the buckets. A node
+// without shard series (a collector-only node) is reported as such.
+//
 // A Model is not safe for concurrent use; Run gives each worker its own.
 // Run may be called concurrently.
 package loadgen

@@ -1,74 +1,281 @@
 package loadgen
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-const cpuMetric = "process_cpu_seconds_total"
+// The series Run reads from the server's /metrics. The shard series are
+// created when a shard first applies a message, so a node that runs shards
+// but has not processed anything yet shows none of them, just like a
+// collector-only node.
+const (
+	cpuMetric       = "process_cpu_seconds_total"
+	acceptedMetric  = "contrail_collect_events_accepted_total"     // {tenant}
+	processedMetric = "contrail_shard_events_processed_total"      // {stream, tenant}
+	deadMetric      = "contrail_shard_events_dead_total"           // {stream, tenant}
+	lagMetric       = "contrail_shard_lag_messages"                // {stream, partition}
+	latencyMetric   = "contrail_shard_ingest_to_processed_seconds" // {stream}
+	shardPrefix     = "contrail_shard_"
+	// eventsStream is the stream whose shards process what the collector
+	// accepted; series of other streams are left out.
+	eventsStream = "EVENTS"
+)
 
-// readCPUSeconds fetches a Prometheus text exposition from url and returns
-// the sum of its process_cpu_seconds_total series (one per process; a
-// federating endpoint may expose several).
-func readCPUSeconds(ctx context.Context, client *http.Client, url string) (float64, error) {
+// serverMetrics is one scrape of the server's /metrics, reduced to what a
+// run reports.
+type serverMetrics struct {
+	// at is when the answer arrived.
+	at time.Time
+	// cpu sums the process_cpu_seconds_total series (one per process; a
+	// federating endpoint may expose several).
+	cpu float64
+	// shards reports whether any contrail_shard_ series was exposed.
+	shards bool
+	// accepted, processed and dead are event counters by tenant label;
+	// processed and dead of the EVENTS stream only.
+	accepted, processed, dead map[string]float64
+	// lag sums the lag gauges of the EVENTS partitions, in log messages.
+	lag float64
+	// latency is the ingest-to-processed histogram of the EVENTS stream,
+	// and latencySum the sum of its observations in seconds.
+	latency    buckets
+	latencySum float64
+}
+
+// buckets are the cumulative buckets of a Prometheus histogram.
+type buckets struct {
+	// bounds are the upper bounds in ascending order, the last +Inf.
+	bounds []float64
+	// counts are the cumulative counts, one per bound.
+	counts []float64
+}
+
+// scrape fetches and parses the server's /metrics.
+func scrape(ctx context.Context, client *http.Client, url string) (serverMetrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, fmt.Errorf("building metrics request: %w", err)
+		return serverMetrics{}, fmt.Errorf("building metrics request: %w", err)
 	}
-	req.Header.Set("Accept", "text/plain")
+	// Ask for the text format only: the parser reads nothing else.
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("fetching %s: %w", url, err)
+		return serverMetrics{}, fmt.Errorf("fetching %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return 0, fmt.Errorf("fetching %s: status %s", url, resp.Status)
+		return serverMetrics{}, fmt.Errorf("fetching %s: status %s", url, resp.Status)
 	}
-	return parseCPUSeconds(resp.Body)
+	m, err := parseMetrics(io.LimitReader(resp.Body, 64<<20))
+	m.at = time.Now()
+	return m, err
 }
 
-// parseCPUSeconds sums the process_cpu_seconds_total samples of a Prometheus
-// text exposition.
-func parseCPUSeconds(r io.Reader) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	var sum float64
-	found := false
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, cpuMetric)
-		if !ok || rest == "" || rest[0] != ' ' && rest[0] != '{' {
-			continue // a comment, another metric, or one whose name only starts alike
+// parseMetrics reads a Prometheus text exposition. It fails when the text
+// is malformed or has no process_cpu_seconds_total series; the shard and
+// collector series are optional.
+func parseMetrics(r io.Reader) (serverMetrics, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return serverMetrics{}, fmt.Errorf("parsing metrics: %w", err)
+	}
+	m := serverMetrics{accepted: map[string]float64{}, processed: map[string]float64{}, dead: map[string]float64{}}
+	cpu, ok := fams[cpuMetric]
+	if !ok {
+		return serverMetrics{}, fmt.Errorf("reading metrics: no %s series", cpuMetric)
+	}
+	for _, s := range cpu.GetMetric() {
+		m.cpu += value(s)
+	}
+	for name := range fams {
+		if strings.HasPrefix(name, shardPrefix) {
+			m.shards = true
+			break
 		}
-		if rest[0] == '{' {
-			j := strings.LastIndexByte(rest, '}')
-			if j < 0 {
-				return 0, fmt.Errorf("parsing metrics line %q: unterminated labels", line)
-			}
-			rest = rest[j+1:]
+	}
+	for _, s := range fams[acceptedMetric].GetMetric() {
+		m.accepted[label(s, "tenant")] += value(s)
+	}
+	for _, s := range fams[processedMetric].GetMetric() {
+		if label(s, "stream") == eventsStream {
+			m.processed[label(s, "tenant")] += value(s)
 		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			return 0, fmt.Errorf("parsing metrics line %q: no value", line)
+	}
+	for _, s := range fams[deadMetric].GetMetric() {
+		if label(s, "stream") == eventsStream {
+			m.dead[label(s, "tenant")] += value(s)
 		}
-		v, err := strconv.ParseFloat(f[0], 64)
+	}
+	for _, s := range fams[lagMetric].GetMetric() {
+		if label(s, "stream") == eventsStream {
+			m.lag += value(s)
+		}
+	}
+	for _, s := range fams[latencyMetric].GetMetric() {
+		if label(s, "stream") != eventsStream || s.GetHistogram() == nil {
+			continue
+		}
+		b, err := histogramBuckets(s.GetHistogram())
 		if err != nil {
-			return 0, fmt.Errorf("parsing metrics line %q: %w", line, err)
+			return serverMetrics{}, fmt.Errorf("reading %s: %w", latencyMetric, err)
 		}
-		sum += v
-		found = true
+		if m.latency, err = m.latency.add(b); err != nil {
+			return serverMetrics{}, fmt.Errorf("reading %s: %w", latencyMetric, err)
+		}
+		m.latencySum += s.GetHistogram().GetSampleSum()
 	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("reading metrics: %w", err)
+	return m, nil
+}
+
+// value returns the value of a counter, gauge or untyped sample.
+func value(s *dto.Metric) float64 {
+	switch {
+	case s.GetCounter() != nil:
+		return s.GetCounter().GetValue()
+	case s.GetGauge() != nil:
+		return s.GetGauge().GetValue()
 	}
-	if !found {
-		return 0, fmt.Errorf("reading metrics: no %s series", cpuMetric)
+	return s.GetUntyped().GetValue()
+}
+
+// label returns the value of a sample's label, or "" without it.
+func label(s *dto.Metric, name string) string {
+	for _, l := range s.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// histogramBuckets returns the cumulative buckets of a classic histogram,
+// with a +Inf bucket last.
+func histogramBuckets(h *dto.Histogram) (buckets, error) {
+	var b buckets
+	for _, bk := range h.GetBucket() {
+		c := float64(bk.GetCumulativeCount())
+		if bk.CumulativeCountFloat != nil {
+			c = bk.GetCumulativeCountFloat()
+		}
+		if n := len(b.bounds); n > 0 && (bk.GetUpperBound() <= b.bounds[n-1] || c < b.counts[n-1]) {
+			return buckets{}, fmt.Errorf("bucket le=%g after le=%g: bounds and counts must ascend", bk.GetUpperBound(), b.bounds[n-1])
+		}
+		b.bounds = append(b.bounds, bk.GetUpperBound())
+		b.counts = append(b.counts, c)
+	}
+	if n := len(b.bounds); n == 0 || !math.IsInf(b.bounds[n-1], 1) {
+		total := float64(h.GetSampleCount())
+		if h.SampleCountFloat != nil {
+			total = h.GetSampleCountFloat()
+		}
+		b.bounds = append(b.bounds, math.Inf(1))
+		b.counts = append(b.counts, total)
+	}
+	return b, nil
+}
+
+// add returns the sum of two histograms with the same bounds; an empty b
+// is the identity.
+func (b buckets) add(o buckets) (buckets, error) {
+	if len(b.bounds) == 0 {
+		return o, nil
+	}
+	if !slices.Equal(b.bounds, o.bounds) {
+		return buckets{}, fmt.Errorf("series have different buckets: %v and %v", b.bounds, o.bounds)
+	}
+	sum := buckets{bounds: b.bounds, counts: slices.Clone(b.counts)}
+	for i, c := range o.counts {
+		sum.counts[i] += c
 	}
 	return sum, nil
+}
+
+// since returns the observations b counted after prev did: the bucket
+// counts' differences. If the bounds changed or a count went down, the
+// server restarted in between and b, counted from the restart, is all
+// there is.
+func (b buckets) since(prev buckets) buckets {
+	if !slices.Equal(b.bounds, prev.bounds) {
+		return b
+	}
+	d := buckets{bounds: b.bounds, counts: make([]float64, len(b.counts))}
+	for i, c := range b.counts {
+		if c < prev.counts[i] {
+			return b
+		}
+		d.counts[i] = c - prev.counts[i]
+	}
+	return d
+}
+
+// total returns the number of observations.
+func (b buckets) total() float64 {
+	if len(b.counts) == 0 {
+		return 0
+	}
+	return b.counts[len(b.counts)-1]
+}
+
+// quantile returns the q-quantile (0 ≤ q ≤ 1) of the observations, as
+// Prometheus's histogram_quantile does: it finds the bucket that holds the
+// observation of rank q·total and interpolates linearly between the
+// bucket's bounds, as if its observations were spread evenly (the first
+// bucket starts at 0). When that bucket is the +Inf one, it returns the
+// largest finite bound and above: the quantile is beyond it. ok is false
+// without observations.
+func (b buckets) quantile(q float64) (v float64, above, ok bool) {
+	n := b.total()
+	if n <= 0 || len(b.bounds) < 2 {
+		return 0, false, false
+	}
+	rank := q * n
+	i, _ := slices.BinarySearch(b.counts, rank) // the first bucket whose cumulative count reaches rank
+	i = min(i, len(b.counts)-1)
+	if math.IsInf(b.bounds[i], 1) {
+		return b.bounds[i-1], true, true
+	}
+	lower, below := 0.0, 0.0
+	if i > 0 {
+		lower, below = b.bounds[i-1], b.counts[i-1]
+	}
+	upper := b.bounds[i]
+	if i == 0 && upper <= 0 {
+		return upper, false, true // nothing to interpolate from
+	}
+	inBucket := b.counts[i] - below
+	if inBucket <= 0 {
+		return lower, false, true
+	}
+	return lower + (upper-lower)*(rank-below)/inBucket, false, true
+}
+
+// resolution describes how finely the finite bounds cut the range: the
+// lowest and highest bound, and the largest ratio between neighbours.
+func (b buckets) resolution() (low, high, ratio float64) {
+	finite := b.bounds
+	if n := len(finite); n > 0 && math.IsInf(finite[n-1], 1) {
+		finite = finite[:n-1]
+	}
+	if len(finite) == 0 {
+		return 0, 0, 0
+	}
+	for i := 1; i < len(finite); i++ {
+		if finite[i-1] > 0 {
+			ratio = max(ratio, finite[i]/finite[i-1])
+		}
+	}
+	return finite[0], finite[len(finite)-1], ratio
 }

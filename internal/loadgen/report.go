@@ -58,6 +58,10 @@ type Report struct {
 	ServerCPUSeconds float64
 	// CPUSecondsPerMillion is ServerCPUSeconds per million accepted events.
 	CPUSecondsPerMillion float64
+
+	// Processing is what the server's shards did with the events, read
+	// from MetricsURL.
+	Processing Processing
 }
 
 // Latency summarises request latencies. In the open loop (Rate > 0) a
@@ -115,7 +119,62 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.CPUMeasured {
 		row("server cpu", "%.2fs (%.2f s per million events)", r.ServerCPUSeconds, r.CPUSecondsPerMillion)
 	}
+	if r.Processing.Measured {
+		r.Processing.writeRows(row)
+	}
 	return tw.Flush()
+}
+
+// writeRows adds the processing figures to the table of WriteText.
+func (p Processing) writeRows(row func(name, format string, args ...any)) {
+	if !p.Running {
+		row("processing", "not running on this node (no contrail_shard_ series in its metrics)")
+		return
+	}
+	lag := fmt.Sprintf("%d events behind at the end of the load, at most %d; lag gauges %s from %d to %d log messages, at most %d",
+		p.Backlog, p.BacklogMax, cond(p.LagEnd > p.LagStart, "grew", "went"), p.LagStart, p.LagEnd, p.LagMax)
+	if p.BacklogStart > 0 {
+		lag = fmt.Sprintf("%d events were waiting before the load; ", p.BacklogStart) + lag
+	}
+	switch {
+	case p.KeptUp:
+		row("processing", "kept up: yes (%s)", lag)
+	case p.CaughtUp || p.DrainLimit > 0:
+		row("processing", "kept up: no (%s)", lag)
+	default:
+		row("processing", "kept up: not known without waiting for the drain (%s)", lag)
+	}
+	who := "all tenants"
+	if p.Tenant != "" {
+		who = "tenant " + p.Tenant
+	}
+	dead := ""
+	if p.Dead > 0 {
+		dead = fmt.Sprintf(" + %d sent to DEAD", p.Dead)
+	}
+	row("processed", "%d%s of %d accepted events of %s (%s/s over %s; %s/s during the load)",
+		p.Processed, dead, p.Accepted, who, count(p.ProcessedPerSec), round(p.Elapsed), count(p.LoadProcessedPerSec))
+	if l := p.Latency; l.Count > 0 {
+		row("ingest→processed", "p50 %s  p99 %s  p99.9 %s  mean %s  (%d log messages of all tenants; bucket-interpolated, buckets %s to %s, up to %.1f× apart)",
+			l.P50, l.P99, l.P999, round(l.Mean), l.Count, round(l.Low), round(l.High), l.Ratio)
+	} else {
+		row("ingest→processed", "no log message processed")
+	}
+	failure := ""
+	if p.Error != "" {
+		failure = " (" + p.Error + ")"
+	}
+	switch {
+	case p.CaughtUp:
+		row("drain", "back to real time %s after the load", round(p.Drain))
+	case p.DrainLimit > 0:
+		row("drain", "%d events still unprocessed after waiting %s%s", p.Remaining, round(p.Drain), failure)
+	default:
+		row("drain", "not waited for")
+	}
+	if p.DrainLimit > 0 {
+		row("cpu with drain", "%.2fs (%.2f s per million processed events)", p.CPUSeconds, p.CPUSecondsPerMillion)
+	}
 }
 
 // failures lists failed requests by status, then transport errors.
@@ -180,7 +239,7 @@ func round(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
-func cond(b bool, yes, no string) string {
+func cond[T any](b bool, yes, no T) T {
 	if b {
 		return yes
 	}

@@ -65,14 +65,27 @@ type Options struct {
 	Gzip bool
 	// MetricsURL, when set, is the server's Prometheus endpoint: its
 	// process_cpu_seconds_total is read before and after the run to report
-	// the server's CPU cost per accepted event.
+	// the server's CPU cost per accepted event, and its shard series before,
+	// every second during and after the run to report processing (see
+	// Processing).
 	MetricsURL string
+	// Tenant is the tenant id, as the server's metrics label it, whose
+	// events Processing counts. Empty, or unknown to the server, counts
+	// every tenant's.
+	Tenant string
+	// Drain is how long Run waits after the load, with MetricsURL, for the
+	// shards to process what the collector accepted, reading the metrics
+	// every 100ms; zero does not wait. Run does not wait after a run
+	// interrupted by ctx before its Duration, and the wait of a run without
+	// Duration, which ctx ends, is not cut short by ctx.
+	Drain time.Duration
 	// RequestTimeout bounds one request, answer included; 0 means
 	// DefaultRequestTimeout. In-flight requests are not cut short when the
 	// run stops, only by this timeout.
 	RequestTimeout time.Duration
-	// Progress, when set, is called about once per second from a single
-	// goroutine while the run lasts. It must return quickly.
+	// Progress, when set, is called about once per second, from one
+	// goroutine at a time, while the run lasts, the drain included. It must
+	// return quickly.
 	Progress func(Snapshot)
 	// HTTPClient sends the requests. Nil means a client of Run's own, with
 	// one idle connection kept per worker.
@@ -101,6 +114,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: visitors %d is negative", ErrInvalidOptions, o.Visitors)
 	case o.RequestTimeout < 0:
 		return o, fmt.Errorf("%w: request timeout %v is negative", ErrInvalidOptions, o.RequestTimeout)
+	case o.Drain < 0:
+		return o, fmt.Errorf("%w: drain %v is negative", ErrInvalidOptions, o.Drain)
 	}
 	if o.MetricsURL != "" {
 		if m, err := url.Parse(o.MetricsURL); err != nil || m.Host == "" {
@@ -140,6 +155,11 @@ type Snapshot struct {
 	Failed int64
 	// AcceptedPerSec is the acceptance rate since the previous snapshot.
 	AcceptedPerSec float64
+	// Draining is set once the load is over, while Run waits for the
+	// server to process what it accepted (Options.Drain); Backlog then
+	// counts the events accepted but not processed yet.
+	Draining bool
+	Backlog  int64
 }
 
 // Run drives the collector at opt.URL with batches from a Model until
@@ -175,12 +195,10 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	if opt.Rate > 0 {
 		r.interval = float64(opt.BatchSize) / opt.Rate * float64(time.Second)
 	}
-	var cpuBefore float64
+	var pb *probe
 	if opt.MetricsURL != "" {
-		mctx, mcancel := context.WithTimeout(ctx, opt.RequestTimeout)
-		cpuBefore, err = readCPUSeconds(mctx, client, opt.MetricsURL)
-		mcancel()
-		if err != nil {
+		pb = &probe{client: client, url: opt.MetricsURL, timeout: opt.RequestTimeout, tenant: opt.Tenant}
+		if pb.before, err = pb.read(ctx); err != nil {
 			return Report{}, fmt.Errorf("reading server cpu before the run: %w", err)
 		}
 	}
@@ -207,8 +225,14 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	var mon sync.WaitGroup
 	done := make(chan struct{})
 	mon.Go(func() { r.monitor(ctx, stop, done) })
+	sampling, stopSampling := context.WithCancel(stop)
+	defer stopSampling()
+	if pb != nil {
+		mon.Go(func() { pb.sample(sampling) })
+	}
 	wg.Wait()
 	elapsed := time.Since(r.start)
+	stopSampling()
 	close(done)
 	mon.Wait()
 
@@ -217,18 +241,32 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	if r.interrupted && opt.Duration > 0 {
 		errs = append(errs, fmt.Errorf("running load: stopped after %v of %v: %w", r.stoppedAt.Sub(r.start).Round(time.Millisecond), opt.Duration, ctx.Err()))
 	}
-	if opt.MetricsURL != "" {
-		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), opt.RequestTimeout)
-		cpuAfter, err := readCPUSeconds(mctx, client, opt.MetricsURL)
-		mcancel()
+	if pb != nil {
+		after, err := pb.read(context.WithoutCancel(ctx))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reading server cpu after the run: %w", err))
 		} else {
 			rep.CPUMeasured = true
-			rep.ServerCPUSeconds = cpuAfter - cpuBefore
+			rep.ServerCPUSeconds = after.cpu - pb.before.cpu
 			if rep.Accepted > 0 {
 				rep.CPUSecondsPerMillion = rep.ServerCPUSeconds / float64(rep.Accepted) * 1e6
 			}
+			drain, dctx := opt.Drain, ctx
+			switch {
+			case r.interrupted && opt.Duration > 0:
+				drain = 0
+			case opt.Duration == 0:
+				dctx = context.WithoutCancel(ctx) // cancelling ctx was the normal end of the load
+			}
+			if opt.Progress != nil {
+				pb.progress = func(backlog int64, at time.Time) {
+					opt.Progress(Snapshot{
+						Elapsed: at.Sub(r.start), Sent: rep.Sent, Accepted: rep.Accepted, Rejected: rep.Rejected,
+						Requests: rep.Requests, Failed: r.failed.Load(), Draining: true, Backlog: backlog,
+					})
+				}
+			}
+			rep.Processing = pb.follow(dctx, after, r.start.Add(elapsed), rep.Accepted, drain)
 		}
 	}
 	return rep, errors.Join(errs...)

@@ -427,6 +427,7 @@ func TestRunRejectsInvalidOptions(t *testing.T) {
 		"negative batch":    {URL: "http://h", BatchSize: -1},
 		"negative visitors": {URL: "http://h", Visitors: -1},
 		"negative timeout":  {URL: "http://h", RequestTimeout: -1},
+		"negative drain":    {URL: "http://h", Drain: -1},
 		"bad metrics URL":   {URL: "http://h", MetricsURL: "metrics"},
 	} {
 		_, err := Run(t.Context(), opt)
@@ -455,20 +456,20 @@ func TestParseCPUSeconds(t *testing.T) {
 	t.Parallel()
 	f := func(text string, want float64, wantErr string) {
 		t.Helper()
-		got, err := parseCPUSeconds(strings.NewReader(text))
+		got, err := parseMetrics(strings.NewReader(text))
 		if wantErr != "" {
 			require.ErrorContains(t, err, wantErr)
 			return
 		}
 		require.NoError(t, err)
-		require.InDelta(t, want, got, 1e-9)
+		require.InDelta(t, want, got.cpu, 1e-9)
 	}
 	f("process_cpu_seconds_total 12.5\n", 12.5, "")
 	f("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5e+01 1712345678000\n", 15, "")
 	f("process_cpu_seconds_total{instance=\"a\"} 1\nprocess_cpu_seconds_total{instance=\"b {x}\"} 2\n", 3, "")
 	f("process_cpu_seconds_totally 5\ngo_goroutines 7\n", 0, "no process_cpu_seconds_total")
-	f("process_cpu_seconds_total abc\n", 0, "invalid syntax")
-	f("process_cpu_seconds_total{a=\"b\" 1\n", 0, "unterminated labels")
+	f("process_cpu_seconds_total abc\n", 0, "expected float as value")
+	f("process_cpu_seconds_total{a=\"b\" 1\n", 0, "unexpected end of label value")
 }
 
 func TestReportText(t *testing.T) {
