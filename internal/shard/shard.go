@@ -22,6 +22,13 @@ type Processor interface {
 	Process(ctx context.Context, tx *Tx, e *event.Event) error
 }
 
+// Resetter is implemented by processors that cache state in memory. The
+// shard calls Reset each time it starts reading from its stored position,
+// so a cache can never hold the effects of a message that did not commit.
+type Resetter interface {
+	Reset()
+}
+
 // Source reads one partition in order; *eventlog.Log implements it.
 type Source interface {
 	Read(ctx context.Context, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
@@ -61,6 +68,9 @@ func (s *shard) run(ctx context.Context) error {
 		return err
 	}
 	s.position.Store(pos)
+	if r, ok := s.proc.(Resetter); ok {
+		r.Reset()
+	}
 	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}, msg: map[string]entry{}}
 	out := &outbox{}
 	return s.rt.deps.Source.Read(ctx, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {

@@ -101,6 +101,7 @@ func (p *Processor) expireTenant(tx *shard.Tx, tenant string, day int64, budget 
 		var s state
 		if v == nil || decodeState(v, &s) != nil {
 			tx.Delete(sk)
+			p.states.delete(sk)
 			continue
 		}
 		if s.lastSeen/86400 != d {
@@ -110,6 +111,7 @@ func (p *Processor) expireTenant(tx *shard.Tx, tenant string, day int64, budget 
 			tx.Delete(p.keys.history(tenant, visitor, i))
 		}
 		tx.Delete(sk)
+		p.states.delete(sk)
 		ts.metrics.expired.Inc()
 	}
 	return len(expired), nil

@@ -31,11 +31,13 @@ type Config struct {
 	Tenants Tenants
 	// UACacheSize bounds the parsed user agents kept per shard.
 	UACacheSize int
+	// StateCacheSize bounds the visitor records kept in memory per shard.
+	StateCacheSize int
 }
 
 // DefaultConfig returns the defaults for one partition of each stream.
 func DefaultConfig() Config {
-	return Config{DedupWindow: 24 * time.Hour, Partitions: 1, LeadPartitions: 1, UACacheSize: 4096}
+	return Config{DedupWindow: 24 * time.Hour, Partitions: 1, LeadPartitions: 1, UACacheSize: 4096, StateCacheSize: 32 << 10}
 }
 
 // Processor is the visitor shard of one partition. It is used by one
@@ -56,6 +58,7 @@ type Processor struct {
 	filterSize map[int64]uint
 	// visitors filters the keys of visitor states ("<tenant>/<visitor>").
 	visitors *keyFilter
+	states   *stateCache
 	keyBuf   []byte
 	valBuf   []byte
 	idBuf    []byte
@@ -81,7 +84,7 @@ func New(cfg Config, p int, m *Metrics) (*Processor, error) {
 	return &Processor{
 		cfg: cfg, partition: p, keys: newKeys(p), metrics: m, ua: enrich.NewUAParser(cfg.UACacheSize),
 		dedupDays: days + 1, tenants: map[string]*tenantState{},
-		filters: map[int64]*keyFilter{}, filterSize: map[int64]uint{},
+		filters: map[int64]*keyFilter{}, filterSize: map[int64]uint{}, states: newStateCache(cfg.StateCacheSize),
 	}, nil
 }
 
@@ -187,13 +190,23 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 		}
 		tx.Set(p.keys.expiry(e.Tenant, newDay, visitor), nil)
 	}
-	p.valBuf = appendState(p.valBuf[:0], &s)
-	tx.Set(stKey, p.valBuf)
+	enc := appendState(nil, &s)
+	tx.Set(stKey, enc)
 
 	if err := p.count(tx, e.Tenant); err != nil {
 		return err
 	}
-	return p.sweep(tx, day)
+	if err := p.sweep(tx, day); err != nil {
+		return err
+	}
+	p.states.put(string(stKey), enc)
+	return nil
+}
+
+// Reset drops what the processor caches of its state; the shard calls it
+// when it (re)starts reading from its stored position.
+func (p *Processor) Reset() {
+	p.states.reset()
 }
 
 // loadState reads a visitor's record, skipping the read when the filter
@@ -205,6 +218,9 @@ func (p *Processor) loadState(tx *shard.Tx, key []byte) ([]byte, error) {
 			return nil, err
 		}
 		p.visitors = f
+	}
+	if v, ok := p.states.get(key); ok {
+		return v, nil
 	}
 	suffix := key[len(p.keys.prefix)+2:]
 	if p.visitors.mayHave(suffix) {
