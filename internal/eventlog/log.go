@@ -264,9 +264,13 @@ type Message struct {
 	Data      []byte
 	Headers   nats.Header
 	// Pending is how many messages of the read's subjects were stored after
-	// this one when it was delivered: the reader's lag.
+	// this one when the server sent it: the reader's lag, short by at most
+	// the few messages a read fetches ahead.
 	Pending uint64
 }
+
+// readAhead is how many messages a read fetches ahead of its callback.
+const readAhead = 32
 
 // Start says where a read begins.
 type Start struct {
@@ -315,7 +319,10 @@ func (l *Log) ReadStream(ctx context.Context, stream, prefix string, partition i
 	if err != nil {
 		return fmt.Errorf("creating ordered consumer on %s: %w", stream, err)
 	}
-	it, err := cons.Messages()
+	// A small prefetch: a message can hold a megabyte of events, and what
+	// sits in the client's buffer is not counted in Pending, so a large
+	// buffer would both cost memory and hide a reader's lag.
+	it, err := cons.Messages(jetstream.PullMaxMessages(readAhead))
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", stream, err)
 	}
