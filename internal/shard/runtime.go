@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,6 +70,11 @@ func New(cfg Config, deps Deps) (*Runtime, error) {
 // the shard's outputs ("vis" for the visitor shards).
 func (r *Runtime) Add(stream, stage string, partition int, proc Processor) {
 	r.shards = append(r.shards, &shard{rt: r, stream: stream, stage: stage, partition: partition, proc: proc})
+	// The series exist from the start, so a node that processes shows it
+	// before its first message.
+	p := strconv.Itoa(partition)
+	r.metrics.position.WithLabelValues(stream, p)
+	r.metrics.lag.WithLabelValues(stream, p)
 }
 
 // Run runs every shard until ctx ends. A shard stopped by an
