@@ -53,7 +53,14 @@ func OpenWith(dir string, logger *slog.Logger, o Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
-	opts := &pebble.Options{Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: o.MemTableBytes}
+	opts := &pebble.Options{
+		Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: o.MemTableBytes,
+		// Most of what a visitor shard writes is short-lived (dedup ids for
+		// a day or two, anonymous history until promotion or expiry): let
+		// more of it settle in L0 and a larger base level before rewriting
+		// it, trading a little read cost for much less compaction.
+		L0CompactionThreshold: 8, L0StopWritesThreshold: 32, LBaseMaxBytes: 512 << 20,
+	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}

@@ -58,10 +58,12 @@ func (p *Processor) forwardAlias(tx *shard.Tx, e *event.Event, ts *tenantState) 
 // remember appends an anonymous event to the visitor's history, dropping
 // the oldest entry beyond the tenant's limit. The entry keeps the event
 // and its enrichment without context and integrations, which enrichment
-// has already read.
+// has already read, and without the tenant and anonymousId, which its key
+// holds (backfill puts them back).
 func (p *Processor) remember(tx *shard.Tx, e *event.Event, s *state, visitor string, set tenant.Settings) {
 	h := *e
 	h.Context, h.Integrations = nil, nil
+	h.Tenant, h.AnonymousID = "", ""
 	p.valBuf = event.AppendRecord(p.valBuf[:0], &h)
 	tx.Set(p.keys.history(e.Tenant, visitor, s.histNext), p.valBuf)
 	s.histNext++
@@ -97,6 +99,7 @@ func (p *Processor) backfill(tx *shard.Tx, e *event.Event, s *state, visitor str
 		if h.Timestamp.Before(oldest) {
 			continue
 		}
+		h.Tenant, h.AnonymousID = e.Tenant, visitor
 		h.Enrichment.LeadID, h.Enrichment.Backfill = s.lead, true
 		tx.EmitEvent(subject, &h)
 		ts.metrics.backfilled.Inc()
