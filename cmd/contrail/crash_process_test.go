@@ -59,25 +59,11 @@ func waitProcessed(t *testing.T, url, token string) {
 // applied twice across the kills.
 func checkProcessing(t *testing.T, dataDir string) {
 	t.Helper()
-	ns, err := eventlog.StartEmbedded(eventlog.EmbeddedOptions{
-		StoreDir: filepath.Join(dataDir, "jetstream"), ServerName: "contrail-crash",
-	})
-	require.NoError(t, err)
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
-	nc, err := eventlog.ConnectEmbedded(ns, "crash-check")
-	require.NoError(t, err)
-	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	l, closeLog := openStoppedLog(t, ctx, dataDir)
+	defer closeLog()
 	def := config.Default()
-	l, err := eventlog.Open(ctx, nc, eventlog.Options{
-		Partitions: def.Log.Partitions, LeadPartitions: def.Log.LeadPartitions,
-		MaxAge: def.Log.MaxAge, MaxBytes: def.Log.MaxBytes, DuplicateWindow: def.Log.DuplicateWindow,
-	})
-	require.NoError(t, err)
 
 	// The uninterrupted run: every EVENTS message in order, per partition.
 	ref, err := store.Open(t.TempDir(), nil)
@@ -120,20 +106,7 @@ func checkProcessing(t *testing.T, dataDir string) {
 	defer got.Close()
 	gotKV, wantKV := dumpVisitorState(t, got), dumpVisitorState(t, ref)
 	require.NotEmpty(t, wantKV)
-	var diff []string
-	for k, v := range wantKV {
-		if g, ok := gotKV[k]; !ok {
-			diff = append(diff, "missing "+k)
-		} else if !bytes.Equal(g, v) {
-			diff = append(diff, "differs "+k)
-		}
-	}
-	for k := range gotKV {
-		if _, ok := wantKV[k]; !ok {
-			diff = append(diff, "extra "+k)
-		}
-	}
-	sort.Strings(diff)
+	diff := diffKV(wantKV, gotKV)
 	require.Empty(t, firstFew(diff), "%d visitor state keys differ from an uninterrupted run", len(diff))
 
 	// LEADS holds exactly the outputs of the uninterrupted run: each id
@@ -168,23 +141,57 @@ func checkProcessing(t *testing.T, dataDir string) {
 		}
 	}
 	require.NotEmpty(t, wantLeads, "the load makes lead events")
-	var leadDiff []string
-	for id, data := range wantLeads {
-		if g, ok := gotOut[id]; !ok {
-			leadDiff = append(leadDiff, "missing "+id)
-		} else if !bytes.Equal(g, data) {
-			leadDiff = append(leadDiff, "differs "+id)
-		}
-	}
-	for id := range gotOut {
-		if _, ok := wantLeads[id]; !ok {
-			leadDiff = append(leadDiff, "extra "+id)
-		}
-	}
-	sort.Strings(leadDiff)
+	leadDiff := diffKV(wantLeads, gotOut)
 	require.Empty(t, firstFew(leadDiff), "%d LEADS outputs differ from an uninterrupted run", len(leadDiff))
 	t.Logf("processing: %d EVENTS messages replayed; %d visitor state keys equal; %d LEADS messages (%d distinct) equal",
 		messages, len(wantKV), leadMsgs, len(gotOut))
+}
+
+// diffKV lists the keys missing from got, extra in it, or with other
+// values than in want, sorted.
+func diffKV(want, got map[string][]byte) []string {
+	var diff []string
+	for k, v := range want {
+		if g, ok := got[k]; !ok {
+			diff = append(diff, "missing "+k)
+		} else if !bytes.Equal(g, v) {
+			diff = append(diff, "differs "+k)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			diff = append(diff, "extra "+k)
+		}
+	}
+	sort.Strings(diff)
+	return diff
+}
+
+// openStoppedLog opens a stopped node's JetStream store in this process;
+// closing it lets another open the same store.
+func openStoppedLog(t *testing.T, ctx context.Context, dataDir string) (*eventlog.Log, func()) {
+	t.Helper()
+	ns, err := eventlog.StartEmbedded(eventlog.EmbeddedOptions{
+		StoreDir: filepath.Join(dataDir, "jetstream"), ServerName: "contrail-crash",
+	})
+	require.NoError(t, err)
+	nc, err := eventlog.ConnectEmbedded(ns, "crash-check")
+	require.NoError(t, err)
+	closeLog := func() {
+		nc.Close()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+	def := config.Default().Log
+	l, err := eventlog.Open(ctx, nc, eventlog.Options{
+		Partitions: def.Partitions, LeadPartitions: def.LeadPartitions,
+		MaxAge: def.MaxAge, MaxBytes: def.MaxBytes, DuplicateWindow: def.DuplicateWindow,
+	})
+	if err != nil {
+		closeLog()
+	}
+	require.NoError(t, err)
+	return l, closeLog
 }
 
 // dumpVisitorState returns every visitor-shard key of st ("v/...").

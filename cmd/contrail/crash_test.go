@@ -589,32 +589,19 @@ type crashLog struct {
 	otherTenants int
 }
 
-// readLog opens the stopped node's JetStream store in this process and
+// readCrashLog opens the stopped node's JetStream store in this process and
 // reads the whole EVENTS stream.
 func readCrashLog(t *testing.T, dataDir, tenantID string) crashLog {
 	t.Helper()
-	ns, err := eventlog.StartEmbedded(eventlog.EmbeddedOptions{
-		StoreDir: filepath.Join(dataDir, "jetstream"), ServerName: "contrail-crash",
-	})
-	require.NoError(t, err)
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
-	nc, err := eventlog.ConnectEmbedded(ns, "crash-test")
-	require.NoError(t, err)
-	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	l, closeLog := openStoppedLog(t, ctx, dataDir)
+	defer closeLog()
 	def := config.Default().Log
-	l, err := eventlog.Open(ctx, nc, eventlog.Options{
-		Partitions: def.Partitions, MaxAge: def.MaxAge, MaxBytes: def.MaxBytes, DuplicateWindow: def.DuplicateWindow,
-	})
-	require.NoError(t, err)
 
 	st := crashLog{count: map[string]int{}}
 	msgIDs := map[string]bool{}
-	err = l.ReadAll(ctx, func(m eventlog.Message) error {
+	err := l.ReadAll(ctx, func(m eventlog.Message) error {
 		st.messages++
 		if msgIDs[m.MsgID] {
 			st.dupMsgIDs = append(st.dupMsgIDs, m.MsgID)
