@@ -16,6 +16,7 @@ import (
 
 	"github.com/contrailhq/contrail/internal/app"
 	"github.com/contrailhq/contrail/internal/config"
+	"github.com/contrailhq/contrail/internal/eventlog"
 )
 
 // testNode is a node running in this process.
@@ -23,6 +24,7 @@ type testNode struct {
 	url     string
 	dataDir string
 	token   string
+	log     *eventlog.Log // for what no HTTP call can store, e.g. events a processor rejected
 }
 
 // startNode runs a node on a fresh data directory and a random port until
@@ -57,7 +59,7 @@ func startNode(t *testing.T) *testNode {
 	})
 	select {
 	case a := <-addr:
-		return &testNode{url: "http://" + a, dataDir: cfg.DataDir, token: node.AdminTokenValue()}
+		return &testNode{url: "http://" + a, dataDir: cfg.DataDir, token: node.AdminTokenValue(), log: node.Log()}
 	case err := <-done:
 		require.FailNow(t, "node stopped before it was ready", "err: %v", err)
 	case <-time.After(30 * time.Second):

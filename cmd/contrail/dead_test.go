@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,57 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/contrailhq/contrail/internal/app"
-	"github.com/contrailhq/contrail/internal/config"
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/shard"
 )
-
-// startNodeWithLog is startNode that also hands out the node's log, so that
-// a test can store what no HTTP call can: events that a processor rejected.
-func startNodeWithLog(t *testing.T) (*testNode, *eventlog.Log) {
-	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.NodeName = "cli-dead-test"
-	cfg.Log.Partitions = 4
-	require.NoError(t, cfg.Validate())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	node, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		require.NoError(t, err)
-	}
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx, func(a string) { addr <- a }) }()
-	stopped := false
-	t.Cleanup(func() {
-		cancel()
-		if stopped {
-			return
-		}
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("node did not stop in 30s")
-		}
-	})
-	select {
-	case a := <-addr:
-		return &testNode{url: "http://" + a, dataDir: cfg.DataDir, token: node.AdminTokenValue()}, node.Log()
-	case err := <-done:
-		stopped = true
-		require.FailNow(t, "node stopped before it was ready", "err: %v", err)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "node not ready in 30s")
-	}
-	return nil, nil
-}
 
 // reject stores data in DEAD as a visitor shard does when it rejects an
 // event read at srcSeq of partition 2.
@@ -80,7 +31,8 @@ func reject(t *testing.T, l *eventlog.Log, tenant string, srcSeq uint64, reason 
 }
 
 func TestCLIDead(t *testing.T) {
-	n, l := startNodeWithLog(t)
+	n := startNode(t)
+	l := n.log
 	var acme struct {
 		ID string `json:"id"`
 	}
