@@ -84,11 +84,16 @@ func (r *Runtime) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range r.shards {
 		wg.Go(func() {
-			backoff := 100 * time.Millisecond
+			const minBackoff = 100 * time.Millisecond
+			backoff := minBackoff
 			for {
+				before := s.position.Load()
 				err := s.run(ctx)
 				if ctx.Err() != nil {
 					return
+				}
+				if s.position.Load() > before {
+					backoff = minBackoff // it made progress: the error is not a persistent one
 				}
 				r.metrics.restarts.WithLabelValues(s.stream).Inc()
 				r.logger.Error("shard stopped; restarting from its stored position", "stream", s.stream,
