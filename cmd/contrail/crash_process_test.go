@@ -115,7 +115,7 @@ func checkProcessing(t *testing.T, dataDir string) {
 	// drops), nothing else.
 	gotOut := map[string][]byte{}
 	leadMsgs := 0
-	last, err := lastSeq(ctx, l, eventlog.StreamLeads)
+	last, err := l.StreamLastSeq(ctx, eventlog.StreamLeads)
 	require.NoError(t, err)
 	if last > 0 {
 		errDone := fmt.Errorf("done")
@@ -204,9 +204,4 @@ func dumpVisitorState(t *testing.T, st *store.Store) map[string][]byte {
 	}
 	require.NoError(t, it.Close())
 	return out
-}
-
-// lastSeq returns the last sequence of a stream.
-func lastSeq(ctx context.Context, l *eventlog.Log, stream string) (uint64, error) {
-	return l.StreamLastSeq(ctx, stream)
 }

@@ -202,12 +202,18 @@ func tenantLimits(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(pos) != 1 {
 		return errors.New("usage: contrail tenant limits NAME [--events-per-second N] [--burst N] [--max-event-bytes N] [--max-batch-bytes N] [--max-batch-events N] [--daily-quota N]")
 	}
-	path := "/api/v1/tenants/" + url.PathEscape(pos[0]) + "/limits"
 	var out tenant.Limits
-	if patch := lf.patch(fs); len(patch) > 0 {
-		err = c.do(ctx, "PATCH", path, patch, &out)
+	return showOrPatch(ctx, &c, "/api/v1/tenants/"+url.PathEscape(pos[0])+"/limits", lf.patch(fs), &out, stdout)
+}
+
+// showOrPatch prints the resource at path after a PATCH with patch, or
+// as it is when there is nothing to change.
+func showOrPatch(ctx context.Context, c *client, path string, patch map[string]any, out any, stdout io.Writer) error {
+	var err error
+	if len(patch) > 0 {
+		err = c.do(ctx, "PATCH", path, patch, out)
 	} else {
-		err = c.do(ctx, "GET", path, nil, &out)
+		err = c.do(ctx, "GET", path, nil, out)
 	}
 	if err != nil {
 		return err
@@ -272,15 +278,6 @@ func tenantSettings(ctx context.Context, args []string, stdout, stderr io.Writer
 	if badFlag != nil {
 		return badFlag
 	}
-	path := "/api/v1/tenants/" + url.PathEscape(pos[0]) + "/settings"
 	var out tenant.Settings
-	if len(patch) > 0 {
-		err = c.do(ctx, "PATCH", path, patch, &out)
-	} else {
-		err = c.do(ctx, "GET", path, nil, &out)
-	}
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, out)
+	return showOrPatch(ctx, &c, "/api/v1/tenants/"+url.PathEscape(pos[0])+"/settings", patch, &out, stdout)
 }

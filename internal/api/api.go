@@ -45,6 +45,8 @@ type Deps struct {
 	AdminToken string
 	Tenants    Tenants
 	Log        LogReader
+	// Dead lists and replays the DEAD stream.
+	Dead DeadLetters
 	// Applied, when set, makes tenant changes read-your-writes: the API
 	// answers once this node's collector serves the change (at most
 	// ApplyWait; other nodes follow within moments).

@@ -76,11 +76,10 @@ type ReplayResult struct {
 }
 
 func (a *API) deadLetters() (DeadLetters, error) {
-	d, ok := a.deps.Log.(DeadLetters)
-	if !ok {
+	if a.deps.Dead == nil {
 		return nil, errors.New("this node's log does not keep dead events")
 	}
-	return d, nil
+	return a.deps.Dead, nil
 }
 
 // deadTenant resolves a tenant id or name to the id used in DEAD subjects.

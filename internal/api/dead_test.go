@@ -51,7 +51,7 @@ func startDeadAPI(t *testing.T) (*deadAPI, context.Context) {
 	require.NoError(t, err)
 
 	mux := http.NewServeMux()
-	api.New(api.Deps{AdminToken: adminToken, Tenants: tenants, Log: l}).Register(mux)
+	api.New(api.Deps{AdminToken: adminToken, Tenants: tenants, Log: l, Dead: l}).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &deadAPI{url: srv.URL, log: l}, ctx

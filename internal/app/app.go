@@ -180,7 +180,7 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	}
 	mux := http.NewServeMux()
 	n.collect.Register(mux)
-	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Applied: n.cache, Status: n, Logger: n.logger})
+	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Dead: n.log, Applied: n.cache, Status: n, Logger: n.logger})
 	admin.Register(mux)
 	mux.Handle("/debug/pprof/", admin.AdminOnly(http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", admin.AdminOnly(http.HandlerFunc(pprof.Profile)))

@@ -101,8 +101,8 @@ type Enrichment struct {
 	Browser, OS, Device string
 	// Bot flags automated traffic. Bots are counted but never trigger.
 	Bot bool
-	// Channel classifies the referrer: search, social, email, paid,
-	// direct, internal or other; ReferrerDomain is its host.
+	// Channel classifies the referrer: search, social, email, direct,
+	// internal or other; ReferrerDomain is its host.
 	Channel, ReferrerDomain string
 	// UTM parameters, from context.campaign or the page URL.
 	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string

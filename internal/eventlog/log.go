@@ -287,18 +287,6 @@ func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Mess
 	return l.ReadStream(ctx, StreamEvents, EventsPrefix, partition, start, fn)
 }
 
-// Reader reads one partition of one stream; it is what a shard reads.
-type Reader struct {
-	Log    *Log
-	Stream string
-	Prefix string // subject prefix of the partitions, e.g. "ld."
-}
-
-// Read delivers the messages of one partition of r's stream, like Log.Read.
-func (r Reader) Read(ctx context.Context, partition int, start Start, fn func(Message) error) error {
-	return r.Log.ReadStream(ctx, r.Stream, r.Prefix, partition, start, fn)
-}
-
 // ReadStream delivers the messages of stream to fn in stream order: those
 // of subject prefix+partition, or all when partition is -1. See Read.
 func (l *Log) ReadStream(ctx context.Context, stream, prefix string, partition int, start Start, fn func(Message) error) error {

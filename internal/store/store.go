@@ -25,36 +25,19 @@ type Store struct {
 	db *pebble.DB
 }
 
-// Options tune the store; zero values take the defaults.
-type Options struct {
-	// CacheBytes is the block cache (default 64 MiB).
-	CacheBytes int64
-	// MemTableBytes is the size of a memtable (default 32 MiB).
-	MemTableBytes uint64
-}
-
 // Open opens (creating if needed) the database in dir.
 //
 // Most reads of a visitor shard are point lookups of keys that do not exist
 // (a messageId never seen, a visitor's first event), so every level has a
 // Bloom filter: a miss costs a filter probe per table instead of reading
 // its index and data blocks.
+//
+// The block cache is 64 MiB and memtables 32 MiB.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	return OpenWith(dir, logger, Options{})
-}
-
-// OpenWith is Open with options.
-func OpenWith(dir string, logger *slog.Logger, o Options) (*Store, error) {
-	if o.CacheBytes <= 0 {
-		o.CacheBytes = 64 << 20
-	}
-	if o.MemTableBytes == 0 {
-		o.MemTableBytes = 32 << 20
-	}
-	cache := pebble.NewCache(o.CacheBytes)
+	cache := pebble.NewCache(64 << 20)
 	defer cache.Unref() // the DB holds its own reference
 	opts := &pebble.Options{
-		Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: o.MemTableBytes,
+		Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: 32 << 20,
 		// Most of what a visitor shard writes is short-lived (dedup ids for
 		// a day or two, anonymous history until promotion or expiry): let
 		// more of it settle in L0 and a larger base level before rewriting

@@ -89,10 +89,7 @@ func (p *Processor) enrichEvent(e *event.Event) {
 	} else if pi.url != "" {
 		x.Path = enrich.Path(pi.url)
 	}
-	utm := enrich.UTMFromCampaignJSON(pi.campaign)
-	if utm.Source == "" && pi.url != "" {
-		utm = enrich.UTMFromURL(pi.url)
-	}
+	utm := enrich.ResolveUTM(pi.campaign, pi.url)
 	x.UTMSource, x.UTMMedium, x.UTMCampaign, x.UTMTerm, x.UTMContent = utm.Source, utm.Medium, utm.Campaign, utm.Term, utm.Content
 	if e.Type == event.TypePage || pi.referrer != "" {
 		x.Channel, x.ReferrerDomain = enrich.Channel(pi.referrer, pi.url, utm.Medium)

@@ -70,7 +70,7 @@ func (p *Processor) sweep(tx *shard.Tx, day int64) error {
 // expireTenant drops up to budget expired visitors of a tenant and returns
 // how many index entries it examined.
 func (p *Processor) expireTenant(tx *shard.Tx, tenant string, day int64, budget int) (int, error) {
-	set, _ := p.settings(tenant)
+	set := p.settings(tenant)
 	retention := int64(set.VisitorRetention.D().Hours() / 24)
 	cutoff := day - retention // visitors last seen before this day expire
 	lower := p.keys.expiryTenant(tenant)
@@ -83,7 +83,7 @@ func (p *Processor) expireTenant(tx *shard.Tx, tenant string, day int64, budget 
 	if err != nil {
 		return 0, err
 	}
-	ts := p.tenant(tenant)
+	ts := p.tenantMetrics(tenant)
 	for _, k := range expired {
 		rest := k[len(lower):] // <day>/<visitor>
 		if len(rest) < 7 {
@@ -112,7 +112,7 @@ func (p *Processor) expireTenant(tx *shard.Tx, tenant string, day int64, budget 
 		}
 		tx.Delete(sk)
 		p.states.delete(sk)
-		ts.metrics.expired.Inc()
+		ts.expired.Inc()
 	}
 	return len(expired), nil
 }

@@ -18,9 +18,8 @@ import (
 //     leads are never merged.
 //   - An alias whose previousId is another id than this visitor's is
 //     forwarded to the partition of that id, where it links that visitor.
-func (p *Processor) identify(tx *shard.Tx, e *event.Event, s *state, visitor string, set tenant.Settings, ts *tenantState) error {
-	if e.Type == event.TypeAlias && e.PreviousID != "" && e.PreviousID != visitor && e.UserID != "" &&
-		!tenant.IsBlockedID(e.PreviousID) && e.Enrichment.Backfill == false {
+func (p *Processor) identify(tx *shard.Tx, e *event.Event, s *state, visitor string, set tenant.Settings, ts *tenantMetrics) error {
+	if e.Type == event.TypeAlias && e.PreviousID != "" && e.PreviousID != visitor && e.UserID != "" {
 		p.forwardAlias(tx, e, ts)
 	}
 	if e.UserID == "" {
@@ -32,11 +31,11 @@ func (p *Processor) identify(tx *shard.Tx, e *event.Event, s *state, visitor str
 		return nil
 	case "":
 		s.lead = lead
-		ts.metrics.promotions.Inc()
+		ts.promotions.Inc()
 		return p.backfill(tx, e, s, visitor, set, ts)
 	default:
 		s.lead = lead
-		ts.metrics.relinks.Inc()
+		ts.relinks.Inc()
 		return nil
 	}
 }
@@ -44,7 +43,7 @@ func (p *Processor) identify(tx *shard.Tx, e *event.Event, s *state, visitor str
 // forwardAlias sends the alias to the partition that owns its previousId,
 // as an alias event keyed by that id. Its messageId is derived from the
 // original's, so a replay is dropped by that shard's dedup.
-func (p *Processor) forwardAlias(tx *shard.Tx, e *event.Event, ts *tenantState) {
+func (p *Processor) forwardAlias(tx *shard.Tx, e *event.Event, ts *tenantMetrics) {
 	fwd := event.Event{
 		Tenant: e.Tenant, Type: event.TypeAlias, MessageID: e.MessageID + "#previousId",
 		AnonymousID: e.PreviousID, UserID: e.UserID, PreviousID: e.PreviousID,
@@ -52,7 +51,7 @@ func (p *Processor) forwardAlias(tx *shard.Tx, e *event.Event, ts *tenantState) 
 		Traits: e.Traits, Context: e.Context,
 	}
 	tx.EmitEvent(eventlog.EventsSubject(event.Partition(e.Tenant, e.PreviousID, p.cfg.Partitions)), &fwd)
-	ts.metrics.forwarded.Inc()
+	ts.forwarded.Inc()
 }
 
 // remember appends an anonymous event to the visitor's history, dropping
@@ -75,7 +74,7 @@ func (p *Processor) remember(tx *shard.Tx, e *event.Event, s *state, visitor str
 
 // backfill hands the visitor's anonymous history within the tenant's
 // window to the lead's shard, in order, marked as back-fill, and drops it.
-func (p *Processor) backfill(tx *shard.Tx, e *event.Event, s *state, visitor string, set tenant.Settings, ts *tenantState) error {
+func (p *Processor) backfill(tx *shard.Tx, e *event.Event, s *state, visitor string, set tenant.Settings, ts *tenantMetrics) error {
 	if s.histNext == s.histFirst {
 		return nil
 	}
@@ -93,7 +92,7 @@ func (p *Processor) backfill(tx *shard.Tx, e *event.Event, s *state, visitor str
 			continue
 		}
 		if err := event.DecodeRecord(v, &h); err != nil {
-			p.metrics.refused.WithLabelValues(e.Tenant, "corrupt_history").Inc()
+			p.metrics.stateErrors.WithLabelValues(e.Tenant, "corrupt_history").Inc()
 			continue
 		}
 		if h.Timestamp.Before(oldest) {
@@ -102,7 +101,7 @@ func (p *Processor) backfill(tx *shard.Tx, e *event.Event, s *state, visitor str
 		h.Tenant, h.AnonymousID = e.Tenant, visitor
 		h.Enrichment.LeadID, h.Enrichment.Backfill = s.lead, true
 		tx.EmitEvent(subject, &h)
-		ts.metrics.backfilled.Inc()
+		ts.backfilled.Inc()
 	}
 	s.histFirst = s.histNext
 	return nil

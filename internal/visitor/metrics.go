@@ -4,16 +4,16 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the visitor processors' instruments, shared by all shards.
 type Metrics struct {
-	duplicates *prometheus.CounterVec // tenant
-	sessions   *prometheus.CounterVec // tenant
-	bots       *prometheus.CounterVec // tenant
-	promotions *prometheus.CounterVec // tenant
-	relinks    *prometheus.CounterVec // tenant
-	leadEvents *prometheus.CounterVec // tenant
-	backfilled *prometheus.CounterVec // tenant
-	forwarded  *prometheus.CounterVec // tenant
-	expired    *prometheus.CounterVec // tenant
-	refused    *prometheus.CounterVec // tenant, reason
+	duplicates  *prometheus.CounterVec // tenant
+	sessions    *prometheus.CounterVec // tenant
+	bots        *prometheus.CounterVec // tenant
+	promotions  *prometheus.CounterVec // tenant
+	relinks     *prometheus.CounterVec // tenant
+	leadEvents  *prometheus.CounterVec // tenant
+	backfilled  *prometheus.CounterVec // tenant
+	forwarded   *prometheus.CounterVec // tenant
+	expired     *prometheus.CounterVec // tenant
+	stateErrors *prometheus.CounterVec // tenant, reason
 }
 
 // NewMetrics registers the instruments on reg.
@@ -34,10 +34,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		forwarded:  c("forwarded_aliases_total", "Alias calls forwarded to the partition of their previousId, by tenant."),
 		expired:    c("expired_visitors_total", "Visitor states dropped after the tenant's retention without activity, by tenant."),
 	}
-	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "contrail_visitor_refused_total", Help: "Events the visitor shard refused (sent to DEAD), by tenant and reason.",
+	m.stateErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contrail_visitor_state_errors_total", Help: "Unreadable visitor records (reset) or history entries (skipped), by tenant and reason.",
 	}, []string{"tenant", "reason"})
-	reg.MustRegister(m.refused)
+	reg.MustRegister(m.stateErrors)
 	return m
 }
 

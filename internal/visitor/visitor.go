@@ -3,7 +3,6 @@ package visitor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -51,7 +50,7 @@ type Processor struct {
 	dedupDays int64 // day buckets checked: the window rounded up, plus today
 	newestDay int64 // newest dedup day known to be stored
 	sweptDay  int64 // day the expiry sweep is known to have finished
-	tenants   map[string]*tenantState
+	tenants   map[string]*tenantMetrics
 	// filters are the dedup day buckets' Bloom filters; filterSize the
 	// capacity to rebuild one with after it filled up.
 	filters    map[int64]*keyFilter
@@ -62,11 +61,6 @@ type Processor struct {
 	keyBuf   []byte
 	valBuf   []byte
 	idBuf    []byte
-}
-
-// tenantState is what a processor caches per tenant.
-type tenantState struct {
-	metrics *tenantMetrics
 }
 
 // New returns the processor of partition p.
@@ -83,63 +77,50 @@ func New(cfg Config, p int, m *Metrics) (*Processor, error) {
 	days := int64((cfg.DedupWindow + 24*time.Hour - 1) / (24 * time.Hour))
 	return &Processor{
 		cfg: cfg, partition: p, keys: newKeys(p), metrics: m, ua: enrich.NewUAParser(cfg.UACacheSize),
-		dedupDays: days + 1, tenants: map[string]*tenantState{},
+		dedupDays: days + 1, tenants: map[string]*tenantMetrics{},
 		filters: map[int64]*keyFilter{}, filterSize: map[int64]uint{}, states: newStateCache(cfg.StateCacheSize),
 	}, nil
 }
 
 // settings returns the tenant's settings with the defaults filled in.
-func (p *Processor) settings(id string) (tenant.Settings, *tenant.Tenant) {
+func (p *Processor) settings(id string) tenant.Settings {
 	if p.cfg.Tenants != nil {
 		if t, ok := p.cfg.Tenants.ByID(id); ok {
-			return t.Settings.WithDefaults(), t
+			return t.Settings.WithDefaults()
 		}
 	}
-	return tenant.DefaultSettings(), nil
+	return tenant.DefaultSettings()
 }
 
-func (p *Processor) tenant(id string) *tenantState {
-	ts, ok := p.tenants[id]
+// tenantMetrics returns a tenant's counters, looked up once per shard.
+func (p *Processor) tenantMetrics(id string) *tenantMetrics {
+	tm, ok := p.tenants[id]
 	if !ok {
-		ts = &tenantState{metrics: p.metrics.forTenant(id)}
-		p.tenants[id] = ts
+		tm = p.metrics.forTenant(id)
+		p.tenants[id] = tm
 	}
-	return ts
+	return tm
 }
-
-// ErrNoID means an event has no usable id once the tenant's blocked ids
-// are taken out; it goes to DEAD.
-var ErrNoID = errors.New("event has no usable anonymousId or userId")
 
 // Process applies one event: dedup, enrich, identity, session, anonymous
-// history or hand-off to the lead's shard, expiry.
+// history or hand-off to the lead's shard, expiry. Blocked ids were
+// refused by the collector, with the tenant's list, before the event was
+// stored.
 func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) error {
-	ts := p.tenant(e.Tenant)
-	set, t := p.settings(e.Tenant)
-	if t != nil {
-		if e.UserID != "" && t.IsBlockedID(e.UserID) {
-			e.UserID = ""
-		}
-		if e.AnonymousID != "" && t.IsBlockedID(e.AnonymousID) {
-			e.AnonymousID = ""
-		}
-		if e.VisitorKey() == "" {
-			p.metrics.refused.WithLabelValues(e.Tenant, "blocked_id").Inc()
-			return ErrNoID
-		}
-	}
+	ts := p.tenantMetrics(e.Tenant)
+	set := p.settings(e.Tenant)
 	day := e.ReceivedAt.Unix() / 86400
 	dup, err := p.duplicate(tx, e, day)
 	if err != nil {
 		return err
 	}
 	if dup {
-		ts.metrics.duplicates.Inc()
+		ts.duplicates.Inc()
 		return nil
 	}
 	p.enrichEvent(e)
 	if e.Enrichment.Bot {
-		ts.metrics.bots.Inc()
+		ts.bots.Inc()
 	}
 
 	visitor := e.VisitorKey()
@@ -154,7 +135,7 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 		if err := decodeState(v, &s); err != nil {
 			// Unreadable state must not block the visitor forever: start
 			// afresh (its history, if any, is orphaned until retention).
-			p.metrics.refused.WithLabelValues(e.Tenant, "corrupt_state_reset").Inc()
+			p.metrics.stateErrors.WithLabelValues(e.Tenant, "corrupt_state_reset").Inc()
 			s = state{}
 		}
 	}
@@ -168,14 +149,14 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 		splitOnCampaign: set.SplitSessionOnCampaign,
 	})
 	if e.Enrichment.NewSession {
-		ts.metrics.sessions.Inc()
+		ts.sessions.Inc()
 	}
 
 	switch {
 	case s.lead != "":
 		e.Enrichment.LeadID = s.lead
 		tx.EmitEvent(p.leadsSubject(e.Tenant, s.lead), e)
-		ts.metrics.leadEvents.Inc()
+		ts.leadEvents.Inc()
 	case !e.Enrichment.Bot && (e.Type == event.TypePage || e.Type == event.TypeScreen || e.Type == event.TypeTrack):
 		p.remember(tx, e, &s, visitor, set)
 	}
@@ -253,6 +234,3 @@ func ProcessedKey(p int, tenant string) []byte { return newKeys(p).processed(ten
 
 // StateKey is where partition p keeps a visitor's state.
 func StateKey(p int, tenant, visitor string) []byte { return newKeys(p).state(nil, tenant, visitor) }
-
-// errf wraps a processing error with what was being done.
-func errf(doing string, err error) error { return fmt.Errorf("%s: %w", doing, err) }
