@@ -30,6 +30,13 @@ func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition i
 		tx.apply()
 		out.add(tx)
 	}
+	if f, ok := proc.(Flusher); ok {
+		tx.reset(seq, len(events))
+		if err := f.Flush(ctx, tx); err != nil {
+			return nil, nil, err
+		}
+		tx.apply()
+	}
 	if err := tx.flush(); err != nil {
 		return nil, nil, err
 	}

@@ -22,6 +22,13 @@ type Processor interface {
 	Process(ctx context.Context, tx *Tx, e *event.Event) error
 }
 
+// Flusher is implemented by processors that gather a log message's effects
+// in memory (counters, say). The shard calls Flush after the message's
+// last event and commits what it writes with the message.
+type Flusher interface {
+	Flush(ctx context.Context, tx *Tx) error
+}
+
 // Resetter is implemented by processors that cache state in memory. The
 // shard calls Reset each time it starts reading from its stored position,
 // so a cache can never hold the effects of a message that did not commit.
@@ -128,6 +135,9 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		tx.begin(s.rt.deps.Store, batch)
 		out.reset()
 		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, err)}}
+		if r, ok := s.proc.(Resetter); ok {
+			r.Reset() // it saw the events read before the damage
+		}
 		s.rt.metrics.dead.WithLabelValues(s.stream, "unknown").Inc()
 		s.rt.logger.Error("unreadable log message sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq, "err", err)
 	case err != nil:
@@ -143,6 +153,13 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		if err := publishOutputs(ctx, s.rt.deps.Publisher, "dead.", s.stage, s.partition, m.Seq, dead); err != nil {
 			return err
 		}
+	}
+	if f, ok := s.proc.(Flusher); ok {
+		tx.reset(m.Seq, idx)
+		if err := f.Flush(ctx, tx); err != nil {
+			return fmt.Errorf("flushing %s seq %d: %w", s.stream, m.Seq, err)
+		}
+		tx.apply()
 	}
 	if err := tx.flush(); err != nil {
 		return err

@@ -105,6 +105,10 @@ func (s *Store) NewIter(lower, upper []byte) (*pebble.Iterator, error) {
 	return it, nil
 }
 
+// NewSnapshot returns a consistent view of the committed state; close it
+// after use.
+func (s *Store) NewSnapshot() *pebble.Snapshot { return s.db.NewSnapshot() }
+
 // DB returns the database, for reads outside a batch.
 func (s *Store) DB() Reader { return s.db }
 

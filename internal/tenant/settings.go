@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gobwas/glob"
 )
 
 // IP policies: what the collector does with a client's address before the
@@ -38,6 +40,45 @@ type Settings struct {
 	VisitorRetention Duration `json:"visitor_retention,omitempty"`
 	// BlockedIDs are refused as ids, in addition to DefaultBlockedIDs.
 	BlockedIDs []string `json:"blocked_ids,omitempty"`
+	// Timezone is the IANA zone of the tenant's days: the web reports'
+	// day buckets start at its midnight (UTC).
+	Timezone string `json:"timezone,omitempty"`
+	// Goals are the conversions the web reports count. A goal counts from
+	// the moment it is defined: events are matched as they are processed.
+	Goals []Goal `json:"goals,omitempty"`
+	// ReportMinuteRetention, ReportHourRetention and ReportRetention keep
+	// the web reports' minute, hour and day buckets (48h, 90d, 730d).
+	ReportMinuteRetention Duration `json:"report_minute_retention,omitempty"`
+	ReportHourRetention   Duration `json:"report_hour_retention,omitempty"`
+	ReportRetention       Duration `json:"report_retention,omitempty"`
+}
+
+// Goal is a conversion the web reports count: a page view whose path
+// matches Page, or a track event named Event; with Property, only when
+// that property of the event equals Value.
+type Goal struct {
+	Name string `json:"name"`
+	// Page is a path pattern: * matches within one path segment, ** across
+	// segments (/blog/**).
+	Page     string `json:"page,omitempty"`
+	Event    string `json:"event,omitempty"`
+	Property string `json:"property,omitempty"`
+	Value    string `json:"value,omitempty"`
+}
+
+// CompilePage compiles a goal's page pattern.
+func (g Goal) CompilePage() (*glob.Pattern, error) { return glob.Compile(g.Page, '/') }
+
+// Location returns the tenant's time zone (UTC when unset or unknown).
+func (s Settings) Location() *time.Location {
+	if s.Timezone == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(s.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // DefaultSettings returns the settings of a tenant that chose none.
@@ -49,6 +90,11 @@ func DefaultSettings() Settings {
 		HistoryLimit:     200,
 		HistoryWindow:    Duration(30 * 24 * time.Hour),
 		VisitorRetention: Duration(30 * 24 * time.Hour),
+		Timezone:         "UTC",
+
+		ReportMinuteRetention: Duration(48 * time.Hour),
+		ReportHourRetention:   Duration(90 * 24 * time.Hour),
+		ReportRetention:       Duration(730 * 24 * time.Hour),
 	}
 }
 
@@ -72,6 +118,18 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.VisitorRetention == 0 {
 		s.VisitorRetention = d.VisitorRetention
+	}
+	if s.Timezone == "" {
+		s.Timezone = d.Timezone
+	}
+	if s.ReportMinuteRetention == 0 {
+		s.ReportMinuteRetention = d.ReportMinuteRetention
+	}
+	if s.ReportHourRetention == 0 {
+		s.ReportHourRetention = d.ReportHourRetention
+	}
+	if s.ReportRetention == 0 {
+		s.ReportRetention = d.ReportRetention
 	}
 	return s
 }
@@ -105,7 +163,57 @@ func (s Settings) Validate() error {
 	if len(s.BlockedIDs) > 1000 {
 		errs = append(errs, errors.New("blocked_ids: at most 1000"))
 	}
+	if s.Timezone != "" {
+		if _, err := time.LoadLocation(s.Timezone); err != nil {
+			errs = append(errs, fmt.Errorf("timezone %q: not an IANA time zone", s.Timezone))
+		}
+	}
+	errs = append(errs, validateReportRetention(s)...)
+	errs = append(errs, validateGoals(s.Goals)...)
 	return errors.Join(errs...)
+}
+
+func validateReportRetention(s Settings) []error {
+	var errs []error
+	if s.ReportMinuteRetention != 0 && (s.ReportMinuteRetention < Duration(2*time.Hour) || s.ReportMinuteRetention > Duration(30*24*time.Hour)) {
+		errs = append(errs, fmt.Errorf("report_minute_retention %s: between 2h and 30d", s.ReportMinuteRetention))
+	}
+	if s.ReportHourRetention != 0 && (s.ReportHourRetention < Duration(2*24*time.Hour) || s.ReportHourRetention > Duration(800*24*time.Hour)) {
+		errs = append(errs, fmt.Errorf("report_hour_retention %s: between 2d and 800d", s.ReportHourRetention))
+	}
+	if s.ReportRetention != 0 && (s.ReportRetention < Duration(2*24*time.Hour) || s.ReportRetention > Duration(10*366*24*time.Hour)) {
+		errs = append(errs, fmt.Errorf("report_retention %s: between 2d and 3660d", s.ReportRetention))
+	}
+	return errs
+}
+
+func validateGoals(goals []Goal) []error {
+	var errs []error
+	if len(goals) > 100 {
+		errs = append(errs, errors.New("goals: at most 100"))
+	}
+	names := map[string]bool{}
+	for i, g := range goals {
+		switch {
+		case strings.TrimSpace(g.Name) == "" || len(g.Name) > 200:
+			errs = append(errs, fmt.Errorf("goals[%d]: a name of 1 to 200 characters is required", i))
+		case names[g.Name]:
+			errs = append(errs, fmt.Errorf("goals[%d]: the name %q is used twice", i, g.Name))
+		}
+		names[g.Name] = true
+		if (g.Page == "") == (g.Event == "") {
+			errs = append(errs, fmt.Errorf("goals[%d] %q: give exactly one of page and event", i, g.Name))
+		}
+		if g.Page != "" {
+			if _, err := g.CompilePage(); err != nil {
+				errs = append(errs, fmt.Errorf("goals[%d] %q: page pattern %q: %w", i, g.Name, g.Page, err))
+			}
+		}
+		if g.Value != "" && g.Property == "" {
+			errs = append(errs, fmt.Errorf("goals[%d] %q: value without property", i, g.Name))
+		}
+	}
+	return errs
 }
 
 // DefaultBlockedIDs returns the values that libraries send when the real id

@@ -26,31 +26,51 @@ type sessionRules struct {
 // session's start by more than the timeout is late (a device that was
 // offline): it gets no session and leaves the state alone. One that falls
 // inside the current session joins it without moving its end.
-func sessionize(s *state, e *event.Event, tenant, visitor string, campaign uint32, r sessionRules) {
+//
+// It returns what the event changed in the session for the web reports,
+// and whether the event is in a session.
+func sessionize(s *state, e *event.Event, tenant, visitor string, campaign uint32, r sessionRules) (sessionDelta, bool) {
+	var d sessionDelta
 	x := &e.Enrichment
 	t := e.Timestamp.UnixMilli()
 	active := e.Type == event.TypePage || e.Type == event.TypeScreen || e.Type == event.TypeTrack
 	page := e.Type == event.TypePage || e.Type == event.TypeScreen
 	if s.sessStart != 0 && t < s.sessStart-r.timeout {
-		return // late
+		return d, false // late
 	}
 	expired := s.sessStart == 0 || t > s.sessLast+r.timeout || t-s.sessStart >= r.maxLength ||
 		r.splitOnCampaign && campaign != 0 && campaign != s.campaign
 	if expired {
 		if !active {
-			return // identify, alias, group outside a session: no session
+			return d, false // identify, alias, group outside a session: no session
 		}
 		*s = state{lastSeen: s.lastSeen, histFirst: s.histFirst, histNext: s.histNext, lead: s.lead}
 		s.sessStart, s.sessLast, s.campaign = t, t, campaign
 		x.NewSession = true
 	}
+	if s.src.channel == "" && x.Channel != "" {
+		// The session's source is its first event's that has one.
+		s.src = source{referrer: x.ReferrerDomain, channel: x.Channel, utmSource: x.UTMSource,
+			utmMedium: x.UTMMedium, utmCampaign: x.UTMCampaign, country: x.Country}
+	}
 	if active && t > s.sessLast {
+		d.durationMs = t - s.sessLast
 		s.sessLast = t
 	}
 	if page {
 		s.pages++
 		if s.landing == "" {
 			s.landing = x.Path
+		}
+		switch s.pages {
+		case 1:
+			d.bounce = 1
+		case 2:
+			d.bounce = -1
+		}
+		if x.Path != "" && x.Path != s.exit {
+			d.exitFrom, d.exit = s.exit, true
+			s.exit = x.Path
 		}
 	}
 	if campaign != 0 && s.campaign == 0 {
@@ -60,6 +80,16 @@ func sessionize(s *state, e *event.Event, tenant, visitor string, campaign uint3
 	x.SessionStart = time.UnixMilli(s.sessStart).UTC()
 	x.LandingPage = s.landing
 	x.PageCount = s.pages
+	return d, true
+}
+
+// sessionDelta is what one event changed in its session: the bounce (+1 on
+// the first page view, -1 on the second), the time it added, and the exit
+// page moving from exitFrom ("" none) to the event's page when exit.
+type sessionDelta struct {
+	bounce, durationMs int64
+	exitFrom           string
+	exit               bool
 }
 
 // sessionID is a deterministic id: hex of hash(tenant, visitor, start).

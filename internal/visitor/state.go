@@ -81,9 +81,19 @@ type state struct {
 	histFirst, histNext uint64
 	// lead is the lead the visitor is linked to, "" while anonymous.
 	lead string
+	// src is where the current session came from; exit its last page.
+	// The web reports count every event of the session under them.
+	src  source
+	exit string
 }
 
-const stateVersion = 1
+// source is a session's acquisition: what its first event said.
+type source struct {
+	referrer, channel, utmSource, utmMedium, utmCampaign, country string
+}
+
+// stateVersion 2 added the session's source and exit page.
+const stateVersion = 2
 
 var errState = errors.New("corrupt visitor state")
 
@@ -92,6 +102,7 @@ var errState = errors.New("corrupt visitor state")
 //	version:byte lastSeen:uvarint sessStart:uvarint sessLast:uvarint(from sessStart)
 //	pages:uvarint campaign:uint32 histFirst:uvarint histNext:uvarint(from histFirst)
 //	landing:len+bytes lead:len+bytes
+//	referrer channel utmSource utmMedium utmCampaign country exit: len+bytes each
 func appendState(dst []byte, s *state) []byte {
 	dst = append(dst, stateVersion)
 	dst = binary.AppendUvarint(dst, uint64(s.lastSeen))
@@ -103,15 +114,19 @@ func appendState(dst []byte, s *state) []byte {
 	dst = binary.AppendUvarint(dst, s.histNext-s.histFirst)
 	dst = binary.AppendUvarint(dst, uint64(len(s.landing)))
 	dst = append(dst, s.landing...)
-	dst = binary.AppendUvarint(dst, uint64(len(s.lead)))
-	return append(dst, s.lead...)
+	for _, v := range [...]string{s.lead, s.src.referrer, s.src.channel, s.src.utmSource, s.src.utmMedium, s.src.utmCampaign, s.src.country, s.exit} {
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
 }
 
 // decodeState decodes b into s.
 func decodeState(b []byte, s *state) error {
-	if len(b) == 0 || b[0] != stateVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > stateVersion {
 		return errState
 	}
+	version := b[0]
 	b = b[1:]
 	var bad bool
 	u := func() uint64 {
@@ -146,6 +161,10 @@ func decodeState(b []byte, s *state) error {
 	s.histNext = s.histFirst + u()
 	s.landing = str()
 	s.lead = str()
+	if version >= 2 {
+		s.src = source{referrer: str(), channel: str(), utmSource: str(), utmMedium: str(), utmCampaign: str(), country: str()}
+		s.exit = str()
+	}
 	if bad || len(b) != 0 {
 		return errState
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/shard"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
@@ -61,6 +62,10 @@ type Processor struct {
 	keyBuf   []byte
 	valBuf   []byte
 	idBuf    []byte
+	// rollup counts the web reports; hit is its per-event scratch.
+	rollup    *report.Rollup
+	hit       report.Hit
+	goalCache map[string]compiledGoals
 }
 
 // New returns the processor of partition p.
@@ -75,11 +80,14 @@ func New(cfg Config, p int, m *Metrics) (*Processor, error) {
 		return nil, errors.New("visitor: metrics are required")
 	}
 	days := int64((cfg.DedupWindow + 24*time.Hour - 1) / (24 * time.Hour))
-	return &Processor{
+	proc := &Processor{
 		cfg: cfg, partition: p, keys: newKeys(p), metrics: m, ua: enrich.NewUAParser(cfg.UACacheSize),
 		dedupDays: days + 1, tenants: map[string]*tenantMetrics{},
 		filters: map[int64]*keyFilter{}, filterSize: map[int64]uint{}, states: newStateCache(cfg.StateCacheSize),
-	}, nil
+		goalCache: map[string]compiledGoals{},
+	}
+	proc.rollup = report.NewRollup(p, proc.policy)
+	return proc, nil
 }
 
 // settings returns the tenant's settings with the defaults filled in.
@@ -144,7 +152,7 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 	if err := p.identify(tx, e, &s, visitor, set, ts); err != nil {
 		return err
 	}
-	sessionize(&s, e, e.Tenant, visitor, campaignHash(e.Enrichment.UTMCampaign), sessionRules{
+	delta, inSession := sessionize(&s, e, e.Tenant, visitor, campaignHash(e.Enrichment.UTMCampaign), sessionRules{
 		timeout: set.SessionTimeout.D().Milliseconds(), maxLength: set.SessionMaxLength.D().Milliseconds(),
 		splitOnCampaign: set.SplitSessionOnCampaign,
 	})
@@ -180,6 +188,9 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 	if err := p.sweep(tx, day); err != nil {
 		return err
 	}
+	if err := p.countReport(tx, e, &s, delta, inSession); err != nil {
+		return err
+	}
 	p.states.put(string(stKey), enc)
 	return nil
 }
@@ -188,6 +199,7 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 // when it (re)starts reading from its stored position.
 func (p *Processor) Reset() {
 	p.states.reset()
+	p.rollup.Reset()
 }
 
 // loadState reads a visitor's record, skipping the read when the filter

@@ -1,0 +1,130 @@
+package visitor
+
+import (
+	"context"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/gobwas/glob"
+	"github.com/tidwall/gjson"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/report"
+	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+// countReport adds e to the web-report rollups. It runs last in Process,
+// once nothing can fail any more but the rollups' own reads.
+func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessionDelta, inSession bool) error {
+	x := &e.Enrichment
+	h := &p.hit
+	*h = report.Hit{
+		Time: e.Timestamp.Unix(), Received: e.ReceivedAt.Unix(), Bot: x.Bot,
+		Pageview:   e.Type == event.TypePage || e.Type == event.TypeScreen,
+		NewSession: x.NewSession, Bounce: d.bounce, DurationMs: d.durationMs,
+		ExitFrom: d.exitFrom, Exit: d.exit, Goals: h.Goals[:0],
+	}
+	if !h.Bot && !h.Pageview && e.Type != event.TypeTrack {
+		return p.rollup.Add(tx, e.Tenant, h) // moves the clock only
+	}
+	h.Visitor = xxhash.Sum64String(e.VisitorKey())
+	if e.Type == event.TypeTrack {
+		h.Event = e.Event
+	}
+	v := &h.Values
+	v[report.DimPage] = x.Path
+	v[report.DimDevice], v[report.DimBrowser], v[report.DimOS] = x.Device, x.Browser, x.OS
+	if inSession {
+		v[report.DimEntryPage] = s.landing
+		v[report.DimReferrer], v[report.DimChannel] = s.src.referrer, s.src.channel
+		v[report.DimUTMSource], v[report.DimUTMMedium], v[report.DimUTMCampaign] = s.src.utmSource, s.src.utmMedium, s.src.utmCampaign
+		v[report.DimCountry] = s.src.country
+	} else {
+		// A late event outside any session counts under its own values.
+		v[report.DimReferrer], v[report.DimChannel] = x.ReferrerDomain, x.Channel
+		v[report.DimUTMSource], v[report.DimUTMMedium], v[report.DimUTMCampaign] = x.UTMSource, x.UTMMedium, x.UTMCampaign
+		v[report.DimCountry] = x.Country
+	}
+	if !h.Bot {
+		for _, g := range p.goals(e.Tenant) {
+			if g.match(e) {
+				h.Goals = append(h.Goals, g.name)
+			}
+		}
+	}
+	return p.rollup.Add(tx, e.Tenant, h)
+}
+
+// Flush writes the rollups the log message changed; the shard calls it
+// before the commit.
+func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error { return p.rollup.Flush(tx) }
+
+// policy is a tenant's rollup policy, from its settings.
+func (p *Processor) policy(id string) report.Policy { return PolicyOf(p.settings(id)) }
+
+// PolicyOf returns a tenant's rollup policy from its settings, for the
+// queries.
+func PolicyOf(set tenant.Settings) report.Policy {
+	set = set.WithDefaults()
+	pol := report.DefaultPolicy()
+	pol.Location = set.Location()
+	pol.MinuteRetention = set.ReportMinuteRetention.D()
+	pol.HourRetention = set.ReportHourRetention.D()
+	pol.Retention = set.ReportRetention.D()
+	return pol
+}
+
+// goal is a tenant's goal, compiled.
+type goal struct {
+	name            string
+	page            *glob.Pattern
+	event           string
+	property, value string
+}
+
+func (g *goal) match(e *event.Event) bool {
+	switch {
+	case g.page != nil:
+		if e.Type != event.TypePage && e.Type != event.TypeScreen || !g.page.Match(e.Enrichment.Path) {
+			return false
+		}
+	case e.Type != event.TypeTrack || e.Event != g.event:
+		return false
+	}
+	return g.property == "" || gjson.GetBytes(e.Properties, gjson.Escape(g.property)).String() == g.value
+}
+
+type compiledGoals struct {
+	from  *tenant.Tenant // the tenant record they were compiled from
+	goals []goal
+}
+
+// goals returns a tenant's compiled goals, compiling them again when the
+// tenant changed.
+func (p *Processor) goals(id string) []goal {
+	if p.cfg.Tenants == nil {
+		return nil
+	}
+	t, ok := p.cfg.Tenants.ByID(id)
+	if !ok || len(t.Settings.Goals) == 0 {
+		return nil
+	}
+	c, ok := p.goalCache[id]
+	if ok && c.from == t {
+		return c.goals
+	}
+	c = compiledGoals{from: t}
+	for _, g := range t.Settings.Goals {
+		cg := goal{name: g.Name, event: g.Event, property: g.Property, value: g.Value}
+		if g.Page != "" {
+			pat, err := g.CompilePage()
+			if err != nil {
+				continue // refused by Validate; never stored
+			}
+			cg.page = pat
+		}
+		c.goals = append(c.goals, cg)
+	}
+	p.goalCache[id] = c
+	return c.goals
+}
