@@ -35,6 +35,13 @@ type Hit struct {
 	Bounce int64
 	// DurationMs is how much longer the session lasted with this event.
 	DurationMs int64
+	// Known has bit d set when this event made the session's value of
+	// dimension d known (its entry page on the first page view, its
+	// source on the first event that has one). The session is then counted
+	// under that value with what it holds so far: SessionBounce (1 while it
+	// has one page view) and SessionMs (how long it lasted).
+	Known                    uint32
+	SessionBounce, SessionMs int64
 	// Values holds the event's page and its session's entry page,
 	// referrer, channel, UTM, country, device, browser and OS ("": none).
 	Values [numDims]string
@@ -212,7 +219,21 @@ func (b *Bucket) add(h *Hit) {
 			continue
 		}
 		row := b.row(d, v)
-		row.Counts.add(&c)
+		switch {
+		case d == DimDevice || d == DimBrowser || d == DimOS:
+			row.Counts.add(&c) // the device's: known from the start
+		case h.Known&(1<<d) != 0:
+			row.Pageviews += c.Pageviews
+			row.Events += c.Events
+			row.Sessions++
+			row.Bounces += h.SessionBounce
+			row.DurationMs += h.SessionMs
+		default:
+			row.Pageviews += c.Pageviews
+			row.Events += c.Events
+			row.Bounces += c.Bounces
+			row.DurationMs += c.DurationMs
+		}
 		if active {
 			row.addVisitor(h.Visitor)
 		}

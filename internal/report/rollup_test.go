@@ -60,22 +60,28 @@ func (pl *pipeline) restart() {
 }
 
 // run partitions events by visitor and applies them, perMsg per message.
+// The events get the enrichment the processors gave them.
 func (pl *pipeline) run(events []event.Event, perMsg int) {
-	byPart := make([][]event.Event, len(pl.seqs))
-	for _, e := range events {
+	byPart := make([][]int, len(pl.seqs))
+	for i, e := range events {
 		p := event.Partition(e.Tenant, e.VisitorKey(), len(pl.seqs))
-		byPart[p] = append(byPart[p], e)
+		byPart[p] = append(byPart[p], i)
 	}
-	for p, evs := range byPart {
-		for len(evs) > 0 {
-			n := min(perMsg, len(evs))
-			pl.seqs[p]++
-			_, errs, err := shard.ApplyLocal(context.Background(), pl.st, eventlog.StreamEvents, p, pl.seqs[p], pl.procs[p], evs[:n])
-			require.NoError(pl.t, err)
-			for _, e := range errs {
-				require.NoError(pl.t, e)
+	for p, idx := range byPart {
+		for len(idx) > 0 {
+			n := min(perMsg, len(idx))
+			msg := make([]event.Event, n)
+			for i := range msg {
+				msg[i] = events[idx[i]]
 			}
-			evs = evs[n:]
+			pl.seqs[p]++
+			_, errs, err := shard.ApplyLocal(context.Background(), pl.st, eventlog.StreamEvents, p, pl.seqs[p], pl.procs[p], msg)
+			require.NoError(pl.t, err)
+			for i, e := range errs {
+				require.NoError(pl.t, e)
+				events[idx[i]].Enrichment = msg[i].Enrichment
+			}
+			idx = idx[n:]
 		}
 	}
 }

@@ -23,6 +23,14 @@ func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessio
 		Pageview:   e.Type == event.TypePage || e.Type == event.TypeScreen,
 		NewSession: x.NewSession, Bounce: d.bounce, DurationMs: d.durationMs,
 		ExitFrom: d.exitFrom, Exit: d.exit, Goals: h.Goals[:0],
+		SessionBounce: d.sessionBounce, SessionMs: d.sessionMs,
+	}
+	if d.entryKnown {
+		h.Known |= 1 << report.DimEntryPage
+	}
+	if d.sourceKnown {
+		h.Known |= 1<<report.DimReferrer | 1<<report.DimChannel | 1<<report.DimUTMSource |
+			1<<report.DimUTMMedium | 1<<report.DimUTMCampaign | 1<<report.DimCountry
 	}
 	if !h.Bot && !h.Pageview && e.Type != event.TypeTrack {
 		return p.rollup.Add(tx, e.Tenant, h) // moves the clock only

@@ -48,8 +48,10 @@ func sessionize(s *state, e *event.Event, tenant, visitor string, campaign uint3
 		s.sessStart, s.sessLast, s.campaign = t, t, campaign
 		x.NewSession = true
 	}
-	if s.src.channel == "" && x.Channel != "" {
-		// The session's source is its first event's that has one.
+	if active && s.src.channel == "" && x.Channel != "" {
+		// The session's source is its first page view's or track's
+		// that has one.
+		d.sourceKnown = true
 		s.src = source{referrer: x.ReferrerDomain, channel: x.Channel, utmSource: x.UTMSource,
 			utmMedium: x.UTMMedium, utmCampaign: x.UTMCampaign, country: x.Country}
 	}
@@ -59,8 +61,9 @@ func sessionize(s *state, e *event.Event, tenant, visitor string, campaign uint3
 	}
 	if page {
 		s.pages++
-		if s.landing == "" {
+		if s.landing == "" && x.Path != "" {
 			s.landing = x.Path
+			d.entryKnown = true
 		}
 		switch s.pages {
 		case 1:
@@ -80,16 +83,26 @@ func sessionize(s *state, e *event.Event, tenant, visitor string, campaign uint3
 	x.SessionStart = time.UnixMilli(s.sessStart).UTC()
 	x.LandingPage = s.landing
 	x.PageCount = s.pages
+	if s.pages == 1 {
+		d.sessionBounce = 1
+	}
+	d.sessionMs = s.sessLast - s.sessStart
 	return d, true
 }
 
 // sessionDelta is what one event changed in its session: the bounce (+1 on
 // the first page view, -1 on the second), the time it added, and the exit
 // page moving from exitFrom ("" none) to the event's page when exit.
+//
+// entryKnown and sourceKnown say the event made the session's landing page
+// or source known; sessionBounce (1 while the session has one page view)
+// and sessionMs are the session so far.
 type sessionDelta struct {
-	bounce, durationMs int64
-	exitFrom           string
-	exit               bool
+	bounce, durationMs       int64
+	exitFrom                 string
+	exit                     bool
+	entryKnown, sourceKnown  bool
+	sessionBounce, sessionMs int64
 }
 
 // sessionID is a deterministic id: hex of hash(tenant, visitor, start).
