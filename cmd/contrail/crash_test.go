@@ -160,7 +160,7 @@ func crashTest(t *testing.T, bin, durability string, kills int, load time.Durati
 	p.terminate()
 
 	st := readCrashLog(t, dataDir, tenantID)
-	checkProcessing(t, dataDir)
+	checkProcessing(t, dataDir, tenantID)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 

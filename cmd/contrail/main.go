@@ -6,6 +6,8 @@
 //	contrail tail --tenant NAME    follow a tenant's accepted events
 //	contrail status                shards' position and lag per partition
 //	contrail dead list|replay      inspect and replay events that processors rejected
+//	contrail report summary|top|timeseries|goals --tenant NAME
+//	                               a tenant's web reports
 //	contrail bench ingest          drive a node with realistic Segment traffic
 //	contrail version
 //
@@ -39,6 +41,11 @@ Usage:
                                          events that processors rejected (the DEAD stream)
   contrail dead replay --seq N [--seq M ...] | --tenant NAME --all
                                          append dead events to the log again and drop them from DEAD
+  contrail report summary|top|timeseries|goals --tenant NAME [--from RFC3339] [--to RFC3339] [--json]
+                                         a tenant's web reports (default: the last 24 hours);
+                                         summary [--filter dim:value], top [--dimension page]
+                                         [--limit 10] [--filter dim:value], timeseries [--metric
+                                         pageviews] [--interval hour] [--timezone ZONE], goals
   contrail bench ingest [flags]          load-test a node's collector
   contrail version
 
@@ -75,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return status(ctx, rest, stdout, stderr)
 	case "dead":
 		return deadCmd(ctx, rest, stdout, stderr)
+	case "report":
+		return reportCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, stdout, stderr)
 	case "version":

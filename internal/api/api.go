@@ -54,6 +54,12 @@ type Deps struct {
 	ApplyWait time.Duration
 	// Status reports the node's shards for GET /api/v1/status.
 	Status StatusReporter
+	// Reports answers /api/v1/reports/*; when nil (processing is off)
+	// those endpoints answer 503 unavailable.
+	Reports ReportQuerier
+	// Keys finds the tenant of a report request by its API key; without
+	// it only the admin token reads reports.
+	Keys   TenantKeys
 	Logger *slog.Logger
 }
 
@@ -73,7 +79,7 @@ type StatusReporter interface {
 	Status(ctx context.Context) ([]PartitionStatus, error)
 }
 
-// API is the admin HTTP API.
+// API is the admin HTTP API and the tenants' report API.
 type API struct {
 	deps Deps
 }
@@ -106,6 +112,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /api/v1/status", a.status)
 	h("GET /api/v1/dead", a.listDead)
 	h("POST /api/v1/dead/replay", a.replayDead)
+	a.registerReports(mux)
 	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))

@@ -6,10 +6,11 @@ import (
 	"net/http"
 
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
-// Stable error codes of the admin API.
+// Stable error codes of the admin and report API.
 const (
 	CodeUnauthorized   = "unauthorized"
 	CodeNotFound       = "not_found"
@@ -17,15 +18,34 @@ const (
 	CodeConflict       = "conflict"
 	CodeNotReplayable  = "not_replayable"
 	CodeInternal       = "internal"
+	// CodeInvalidParameter: a report query parameter is missing, repeated
+	// or malformed (a time, metric, interval, dimension, limit, filter or
+	// time zone).
+	CodeInvalidParameter = "invalid_parameter"
+	// CodeInvalidRange: a report's from is not before its to.
+	CodeInvalidRange = "invalid_range"
+	// CodeRangeTooLarge: a report's range, or its number of time series
+	// points, is over the bounds.
+	CodeRangeTooLarge = "range_too_large"
+	// CodeUnsupportedFilter: the rollups cannot answer the report under
+	// that filter.
+	CodeUnsupportedFilter = "unsupported_filter"
+	// CodeUnavailable: the node does not serve reports (processing is off).
+	CodeUnavailable = "unavailable"
 )
 
 var codeStatus = map[string]int{
-	CodeUnauthorized:   http.StatusUnauthorized,
-	CodeNotFound:       http.StatusNotFound,
-	CodeInvalidRequest: http.StatusBadRequest,
-	CodeConflict:       http.StatusConflict,
-	CodeNotReplayable:  http.StatusUnprocessableEntity,
-	CodeInternal:       http.StatusInternalServerError,
+	CodeUnauthorized:      http.StatusUnauthorized,
+	CodeNotFound:          http.StatusNotFound,
+	CodeInvalidRequest:    http.StatusBadRequest,
+	CodeConflict:          http.StatusConflict,
+	CodeNotReplayable:     http.StatusUnprocessableEntity,
+	CodeInternal:          http.StatusInternalServerError,
+	CodeInvalidParameter:  http.StatusBadRequest,
+	CodeInvalidRange:      http.StatusBadRequest,
+	CodeRangeTooLarge:     http.StatusBadRequest,
+	CodeUnsupportedFilter: http.StatusBadRequest,
+	CodeUnavailable:       http.StatusServiceUnavailable,
 }
 
 // Error is the JSON body of every error answer: {"error":{"code","message"}}.
@@ -57,9 +77,35 @@ func errorCode(err error) string {
 		return CodeInvalidRequest
 	case errors.Is(err, eventlog.ErrNotReplayable):
 		return CodeNotReplayable
+	case errors.Is(err, errUnauthorized):
+		return CodeUnauthorized
+	case errors.Is(err, errInvalidParameter):
+		return CodeInvalidParameter
+	case errors.Is(err, errInvalidRange):
+		return CodeInvalidRange
+	case errors.Is(err, errRangeTooLarge):
+		return CodeRangeTooLarge
+	case errors.Is(err, report.ErrUnsupportedFilter):
+		return CodeUnsupportedFilter
+	case errors.Is(err, errUnavailable):
+		return CodeUnavailable
 	}
 	return CodeInternal
 }
 
-// errInvalid marks errors in the request itself.
-var errInvalid = errors.New("invalid request")
+// Errors that mark what is wrong with a request; errorCode maps them to
+// their codes.
+var (
+	// errInvalid marks errors in the request itself.
+	errInvalid = errors.New("invalid request")
+	// errUnauthorized: no or a wrong credential.
+	errUnauthorized = errors.New("unauthorized")
+	// errInvalidParameter marks a bad report query parameter.
+	errInvalidParameter = errors.New("invalid parameter")
+	// errInvalidRange: a report's from is not before its to.
+	errInvalidRange = errors.New("invalid range")
+	// errRangeTooLarge: a report asks for too long a range or too many points.
+	errRangeTooLarge = errors.New("range too large")
+	// errUnavailable: this node does not serve reports.
+	errUnavailable = errors.New("unavailable")
+)

@@ -24,6 +24,7 @@ import (
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/metrics"
+	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/shard"
 	"github.com/contrailhq/contrail/internal/store"
 	"github.com/contrailhq/contrail/internal/tenant"
@@ -180,7 +181,11 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	}
 	mux := http.NewServeMux()
 	n.collect.Register(mux)
-	admin := api.New(api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Dead: n.log, Applied: n.cache, Status: n, Logger: n.logger})
+	deps := api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Dead: n.log, Applied: n.cache, Status: n, Keys: n.cache, Logger: n.logger}
+	if n.state != nil {
+		deps.Reports = report.NewQuerier(n.state, n.log.Partitions(), n.reportPolicy)
+	}
+	admin := api.New(deps)
 	admin.Register(mux)
 	mux.Handle("/debug/pprof/", admin.AdminOnly(http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/profile", admin.AdminOnly(http.HandlerFunc(pprof.Profile)))
@@ -253,6 +258,16 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// reportPolicy is a tenant's rollup policy, as its visitor shards apply it;
+// the defaults for a tenant this node does not know (yet).
+func (n *Node) reportPolicy(id string) report.Policy {
+	var set tenant.Settings
+	if t, ok := n.cache.ByID(id); ok {
+		set = t.Settings
+	}
+	return visitor.PolicyOf(set)
 }
 
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {

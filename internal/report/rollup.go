@@ -53,32 +53,30 @@ type Hit struct {
 	Goals []string
 }
 
-// Rollup counts a partition's events into its buckets. It caches the
-// buckets it touched, so it belongs to one shard and is used by one
-// goroutine; call Reset whenever the shard restarts from its stored
-// position.
+// Rollup counts a partition's events into its buckets. A log message's
+// counts are gathered in memory (Add, which reads nothing) and written by
+// Flush as one record per bucket section they changed; compactions merge
+// records. It belongs to one shard and is used by one goroutine; call
+// Reset whenever the shard restarts from its stored position.
 type Rollup struct {
 	keys   keys
 	policy func(tenant string) Policy
-	cache  map[bucketID]*cached
-	marks  map[string]*marks // loaded tenants
+	// delta holds the counts of the current log message.
+	delta map[bucketID]*Bucket
+	// records counts the records written per open minute since it was
+	// last consolidated (as far as this run knows).
+	records map[bucketID]int
+	marks   map[string]*marks // loaded tenants
 	// listed says marks holds every tenant of the partition.
-	listed  bool
-	now     int64 // the partition's clock, Unix seconds; -1 unknown
-	nowSet  bool
-	flushes uint64
-	buf     []byte
+	listed bool
+	now    int64 // the partition's clock, Unix seconds
+	nowSet bool
 }
 
 type bucketID struct {
 	tenant string
 	res    byte
 	start  int64
-}
-
-type cached struct {
-	Bucket
-	used uint64 // the flush it was last touched in
 }
 
 // marks are a tenant's compaction marks in one partition: every hour
@@ -91,12 +89,13 @@ type marks struct {
 // NewRollup returns the rollups of partition p; policy gives each tenant's
 // settings.
 func NewRollup(p int, policy func(tenant string) Policy) *Rollup {
-	return &Rollup{keys: newKeys(p), policy: policy, cache: map[bucketID]*cached{}, marks: map[string]*marks{}}
+	return &Rollup{keys: newKeys(p), policy: policy, delta: map[bucketID]*Bucket{}, records: map[bucketID]int{}, marks: map[string]*marks{}}
 }
 
-// Reset drops everything cached.
+// Reset drops everything held in memory.
 func (r *Rollup) Reset() {
-	clear(r.cache)
+	clear(r.delta)
+	clear(r.records)
 	clear(r.marks)
 	r.listed, r.nowSet = false, false
 }
@@ -156,8 +155,7 @@ func (r *Rollup) Add(tx Tx, tenant string, h *Hit) error {
 	if err != nil {
 		return err
 	}
-	// Load every target first, so that a failed read changes nothing.
-	var targets [3]*cached
+	var targets [3]*Bucket
 	n := 0
 	for _, id := range [...]struct {
 		ok bool
@@ -170,11 +168,7 @@ func (r *Rollup) Add(tx Tx, tenant string, h *Hit) error {
 		if !id.ok {
 			continue
 		}
-		b, err := r.bucket(tx, id.id)
-		if err != nil {
-			return err
-		}
-		targets[n] = b
+		targets[n] = r.bucket(id.id)
 		n++
 	}
 	for _, b := range targets[:n] {
@@ -261,62 +255,50 @@ func (b *Bucket) add(h *Hit) {
 	}
 }
 
-// bucket returns a bucket from the cache or the state.
-func (r *Rollup) bucket(tx Tx, id bucketID) (*cached, error) {
-	if b, ok := r.cache[id]; ok {
-		b.used = r.flushes
-		return b, nil
+// bucket returns the current message's counts for a bucket.
+func (r *Rollup) bucket(id bucketID) *Bucket {
+	b, ok := r.delta[id]
+	if !ok {
+		b = &Bucket{}
+		r.delta[id] = b
 	}
-	b := &cached{used: r.flushes}
-	for s := 0; s < numSecs; s++ {
-		r.buf = r.keys.appendSection(r.buf[:0], id.tenant, s, id.res, id.start)
-		v, err := tx.Get(r.buf)
-		if err != nil {
-			return nil, fmt.Errorf("reading a rollup bucket: %w", err)
-		}
-		if v == nil {
-			continue
-		}
-		if err := b.decodeSection(s, v); err != nil {
-			return nil, fmt.Errorf("reading a rollup bucket of %s: %w", id.tenant, err)
-		}
-	}
-	r.cache[id] = b
-	return b, nil
+	return b
 }
 
-// exists reports whether a bucket holds anything, cached or stored.
-func (r *Rollup) exists(tx Tx, id bucketID) (bool, error) {
-	if _, ok := r.cache[id]; ok {
-		return true, nil
-	}
-	v, err := tx.Get(r.keys.section(id.tenant, secTotal, id.res, id.start))
-	return v != nil, err
-}
+// consolidateAfter is how many records an open minute may gather before
+// Flush merges them into one, so that a query reads few records.
+const consolidateAfter = 32
 
-// maxCached bounds the buckets kept in memory between messages.
-const maxCached = 512
-
-// Flush runs due compactions and writes the buckets and marks that changed.
-// The shard calls it at the end of every log message, before the commit.
-func (r *Rollup) Flush(tx Tx) error {
-	r.flushes++
+// Flush runs due compactions and writes the current message's counts. The
+// shard calls it at the end of every log message, before the commit; seq
+// is the message's stream sequence, which names its records.
+func (r *Rollup) Flush(tx Tx, seq uint64) error {
 	if err := r.compact(tx); err != nil {
 		return err
 	}
-	for id, b := range r.cache {
-		for s := 0; b.dirty != 0 && s < numSecs; s++ {
-			if b.dirty&(1<<s) == 0 {
-				continue
-			}
-			v, err := b.appendSection(nil, s)
-			if err != nil {
+	ids := make([]bucketID, 0, len(r.delta))
+	for id := range r.delta {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return lessID(ids[i], ids[j]) })
+	for _, id := range ids {
+		b := r.delta[id]
+		if id.res == resMinute && (r.records[id]+1 >= consolidateAfter || id.start+60+compactGrace <= r.now) {
+			// The minute gathered enough records, or closed: merge them
+			// with this message's counts into one.
+			if err := r.consolidate(tx, id, b); err != nil {
 				return err
 			}
-			tx.Set(r.keys.section(id.tenant, s, id.res, id.start), v)
+			continue
 		}
-		b.dirty = 0
+		if err := r.write(tx, id, b, seq); err != nil {
+			return err
+		}
+		if id.res == resMinute {
+			r.records[id]++
+		}
 	}
+	clear(r.delta)
 	for t, m := range r.marks {
 		if m.dirty {
 			v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(m.hourDone))
@@ -327,14 +309,83 @@ func (r *Rollup) Flush(tx Tx) error {
 	if r.nowSet {
 		tx.Set(r.keys.clock(), binary.BigEndian.AppendUint64(nil, uint64(r.now)))
 	}
-	if len(r.cache) > maxCached {
-		for id, b := range r.cache {
-			if b.used+2 < r.flushes {
-				delete(r.cache, id)
-			}
+	return nil
+}
+
+func lessID(a, b bucketID) bool {
+	if a.tenant != b.tenant {
+		return a.tenant < b.tenant
+	}
+	if a.res != b.res {
+		return a.res < b.res
+	}
+	return a.start < b.start
+}
+
+// write stores the changed sections of b as records seq of bucket id.
+func (r *Rollup) write(tx Tx, id bucketID, b *Bucket, seq uint64) error {
+	for s := 0; s < numSecs; s++ {
+		if b.dirty&(1<<s) == 0 {
+			continue
+		}
+		v, err := b.appendSection(nil, s)
+		if err != nil {
+			return err
+		}
+		tx.Set(r.keys.record(id.tenant, s, id.res, id.start, seq), v)
+	}
+	b.dirty = 0
+	return nil
+}
+
+// load merges the stored records of a tenant's buckets of resolution res
+// starting in [from, to) into dst.
+func (r *Rollup) load(tx Tx, dst *Bucket, tenant string, res byte, from, to int64) error {
+	for s := 0; s < numSecs; s++ {
+		var err error
+		serr := tx.Scan(r.keys.section(tenant, s, res, from), r.keys.section(tenant, s, res, to), func(_, v []byte) bool {
+			err = eachRow(v, func(val []byte, c *Counts, sketch []byte) error {
+				var row *Row
+				if s == secTotal {
+					row = &dst.Total
+				} else {
+					row = dst.row(Dim(s-1), string(val))
+				}
+				return mergeRaw(row, c, sketch)
+			})
+			return err == nil
+		})
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("reading rollups of %s: %w", tenant, err)
 		}
 	}
 	return nil
+}
+
+// consolidate replaces the records of minute id by one, adding b.
+func (r *Rollup) consolidate(tx Tx, id bucketID, b *Bucket) error {
+	all := &Bucket{}
+	if err := r.load(tx, all, id.tenant, id.res, id.start, id.start+1); err != nil {
+		return err
+	}
+	if err := all.merge(b); err != nil {
+		return err
+	}
+	r.replace(tx, id, all)
+	delete(r.records, id)
+	return r.write(tx, id, all, 0)
+}
+
+// replace deletes every record of bucket id, and marks all of b's sections
+// to be written.
+func (r *Rollup) replace(tx Tx, id bucketID, b *Bucket) {
+	for s := 0; s < numSecs; s++ {
+		tx.DeleteRange(r.keys.section(id.tenant, s, id.res, id.start), r.keys.section(id.tenant, s, id.res, id.start+1))
+	}
+	b.dirty = 1<<numSecs - 1
 }
 
 // compact compacts, for every tenant of the partition, at most one hour and
@@ -375,6 +426,11 @@ func (r *Rollup) compact(tx Tx) error {
 
 func (r *Rollup) compactTenant(tx Tx, tenant string, m *marks, pol Policy) error {
 	now := r.now
+	loc := pol.loc()
+	// A day is compacted from hours compacted by earlier messages: the
+	// records this one writes are not visible to its reads.
+	dayEnd := nextDay(m.dayDone, loc)
+	dayDue := dayEnd <= m.hourDone && dayEnd+compactGrace <= now
 	if m.hourDone+3600+compactGrace <= now {
 		h := m.hourDone
 		next, err := r.nextMinute(tx, tenant, h)
@@ -387,7 +443,7 @@ func (r *Rollup) compactTenant(tx Tx, tenant string, m *marks, pol Policy) error
 			m.hourDone = min(floorHour(next), floorHour(now-compactGrace))
 			m.dirty = true
 		} else {
-			if err := r.merge(tx, bucketID{tenant, resHour, h}, resMinute, h, h+3600, 60, pol.RowLimit); err != nil {
+			if err := r.merge(tx, bucketID{tenant, resHour, h}, resMinute, h, h+3600, pol.RowLimit); err != nil {
 				return err
 			}
 			m.hourDone, m.dirty = h+3600, true
@@ -395,25 +451,12 @@ func (r *Rollup) compactTenant(tx Tx, tenant string, m *marks, pol Policy) error
 		// Minutes go only once their hour is compacted.
 		r.expire(tx, tenant, resMinute, min(now-int64(pol.MinuteRetention.Seconds()), m.hourDone))
 	}
-	loc := pol.loc()
-	if end := nextDay(m.dayDone, loc); end <= m.hourDone && end+compactGrace <= now {
+	if dayDue {
 		d := m.dayDone
-		hours := 0
-		for h := d; h < end; h += 3600 {
-			ok, err := r.exists(tx, bucketID{tenant, resHour, h})
-			if err != nil {
-				return err
-			}
-			if ok {
-				hours++
-			}
+		if err := r.merge(tx, bucketID{tenant, resDay, d}, resHour, d, dayEnd, pol.RowLimit); err != nil {
+			return err
 		}
-		if hours > 0 {
-			if err := r.merge(tx, bucketID{tenant, resDay, d}, resHour, d, end, 3600, pol.RowLimit); err != nil {
-				return err
-			}
-		}
-		m.dayDone, m.dirty = end, true
+		m.dayDone, m.dirty = dayEnd, true
 		r.expire(tx, tenant, resHour, min(now-int64(pol.HourRetention.Seconds()), m.dayDone))
 		r.expire(tx, tenant, resDay, now-int64(pol.Retention.Seconds()))
 	}
@@ -421,10 +464,10 @@ func (r *Rollup) compactTenant(tx Tx, tenant string, m *marks, pol Policy) error
 }
 
 // nextMinute returns the start of the first minute bucket of tenant at or
-// after from, cached or stored; MaxInt64 if there is none.
+// after from, in this message or stored; MaxInt64 if there is none.
 func (r *Rollup) nextMinute(tx Tx, tenant string, from int64) (int64, error) {
 	next := int64(1<<63 - 1)
-	for id := range r.cache {
+	for id := range r.delta {
 		if id.tenant == tenant && id.res == resMinute && id.start >= from && id.start < next {
 			next = id.start
 		}
@@ -432,7 +475,7 @@ func (r *Rollup) nextMinute(tx Tx, tenant string, from int64) (int64, error) {
 	lo := r.keys.section(tenant, secTotal, resMinute, from)
 	hi := r.keys.section(tenant, secTotal, resMinute, next)
 	err := tx.Scan(lo, hi, func(k, _ []byte) bool {
-		next = int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+		next = int64(binary.BigEndian.Uint64(k[len(k)-16:]))
 		return false
 	})
 	if err != nil {
@@ -441,37 +484,38 @@ func (r *Rollup) nextMinute(tx Tx, tenant string, from int64) (int64, error) {
 	return next, nil
 }
 
-// merge builds the bucket into from the buckets of resolution res in
-// [from, to), step apart.
-func (r *Rollup) merge(tx Tx, into bucketID, res byte, from, to, step int64, rowLimit int) error {
-	dst, err := r.bucket(tx, into)
-	if err != nil {
+// merge builds the bucket into from every record of resolution res in
+// [from, to), stored or in this message. Nothing is written when there is
+// none.
+func (r *Rollup) merge(tx Tx, into bucketID, res byte, from, to int64, rowLimit int) error {
+	dst := &Bucket{}
+	if err := r.load(tx, dst, into.tenant, res, from, to); err != nil {
 		return err
 	}
-	for t := from; t < to; t += step {
-		id := bucketID{into.tenant, res, t}
-		ok, err := r.exists(tx, id)
-		if err != nil || !ok {
-			if err != nil {
-				return err
+	for id, b := range r.delta {
+		if id.tenant == into.tenant && id.res == res && id.start >= from && id.start < to {
+			if err := dst.merge(b); err != nil {
+				return fmt.Errorf("compacting rollups of %s: %w", into.tenant, err)
 			}
-			continue
 		}
-		src, err := r.bucket(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := dst.merge(&src.Bucket); err != nil {
-			return fmt.Errorf("compacting rollups of %s: %w", into.tenant, err)
-		}
+	}
+	if dst.Total.zero() && dst.Total.Visitors == nil && len(dst.Dims[DimPage]) == 0 {
+		return nil
 	}
 	if rowLimit > 0 {
 		if err := dst.limitRows(rowLimit); err != nil {
 			return err
 		}
 	}
-	dst.dirty = 1<<numSecs - 1
-	return nil
+	if prev, ok := r.delta[into]; ok {
+		// Late events of this message already counted into the bucket.
+		if err := dst.merge(prev); err != nil {
+			return err
+		}
+		delete(r.delta, into)
+	}
+	r.replace(tx, into, dst)
+	return r.write(tx, into, dst, 0)
 }
 
 // expire drops a tenant's buckets of resolution res that started before
@@ -483,9 +527,9 @@ func (r *Rollup) expire(tx Tx, tenant string, res byte, cutoff int64) {
 	for s := 0; s < numSecs; s++ {
 		tx.DeleteRange(r.keys.section(tenant, s, res, 0), r.keys.section(tenant, s, res, cutoff))
 	}
-	for id := range r.cache {
+	for id := range r.delta {
 		if id.tenant == tenant && id.res == res && id.start < cutoff {
-			delete(r.cache, id)
+			delete(r.delta, id)
 		}
 	}
 }

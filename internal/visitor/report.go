@@ -65,7 +65,7 @@ func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessio
 
 // Flush writes the rollups the log message changed; the shard calls it
 // before the commit.
-func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error { return p.rollup.Flush(tx) }
+func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error { return p.rollup.Flush(tx, tx.Seq) }
 
 // policy is a tenant's rollup policy, from its settings.
 func (p *Processor) policy(id string) report.Policy { return PolicyOf(p.settings(id)) }
