@@ -15,17 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/event"
-	"github.com/contrailhq/contrail/internal/eventlog"
-	"github.com/contrailhq/contrail/internal/report"
-	"github.com/contrailhq/contrail/internal/shard"
-	"github.com/contrailhq/contrail/internal/store"
+	"github.com/contrailhq/contrail/internal/report/reporttest"
 	"github.com/contrailhq/contrail/internal/tenant"
-	"github.com/contrailhq/contrail/internal/visitor"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/reports")
@@ -79,66 +74,6 @@ func newFakeTenants() *fakeTenants {
 		}},
 		globexID: {ID: globexID, Name: "globex", Keys: apiKey(globexKey)},
 	}}
-}
-
-// pipeline runs the visitor shards of a few partitions over events through
-// shard.ApplyLocal, as internal/report's rollup test does.
-type pipeline struct {
-	t     testing.TB
-	st    *store.Store
-	procs []*visitor.Processor
-	seqs  []uint64
-	ts    *fakeTenants
-}
-
-func newPipeline(t testing.TB, parts int, ts *fakeTenants) *pipeline {
-	t.Helper()
-	st, err := store.Open(t.TempDir(), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	pl := &pipeline{t: t, st: st, seqs: make([]uint64, parts), ts: ts}
-	cfg := visitor.DefaultConfig()
-	cfg.Partitions, cfg.LeadPartitions = parts, 2
-	cfg.Tenants = ts
-	m := visitor.NewMetrics(prometheus.NewRegistry())
-	pl.procs = make([]*visitor.Processor, parts)
-	for p := range pl.procs {
-		proc, err := visitor.New(cfg, p, m)
-		require.NoError(t, err)
-		pl.procs[p] = proc
-	}
-	return pl
-}
-
-// run partitions events by visitor and applies them, perMsg per message.
-func (pl *pipeline) run(events []event.Event, perMsg int) {
-	byPart := make([][]event.Event, len(pl.seqs))
-	for _, e := range events {
-		p := event.Partition(e.Tenant, e.VisitorKey(), len(pl.seqs))
-		byPart[p] = append(byPart[p], e)
-	}
-	for p, evs := range byPart {
-		for len(evs) > 0 {
-			n := min(perMsg, len(evs))
-			pl.seqs[p]++
-			_, errs, err := shard.ApplyLocal(context.Background(), pl.st, eventlog.StreamEvents, p, pl.seqs[p], pl.procs[p], evs[:n])
-			require.NoError(pl.t, err)
-			for _, e := range errs {
-				require.NoError(pl.t, e)
-			}
-			evs = evs[n:]
-		}
-	}
-}
-
-func (pl *pipeline) querier() *report.Querier {
-	return report.NewQuerier(pl.st, len(pl.seqs), func(id string) report.Policy {
-		var set tenant.Settings
-		if t, ok := pl.ts.ByID(id); ok {
-			set = t.Settings
-		}
-		return visitor.PolicyOf(set)
-	})
 }
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -198,9 +133,9 @@ func startReportAPI(t *testing.T, withReports bool) *reportAPI {
 	ts := newFakeTenants()
 	deps := api.Deps{AdminToken: adminToken, Tenants: ts, Keys: ts}
 	if withReports {
-		pl := newPipeline(t, 4, ts)
-		pl.run(reportEvents(), 3)
-		deps.Reports = pl.querier()
+		pl := reporttest.New(t, 4, ts)
+		pl.Run(reportEvents(), 3)
+		deps.Reports = pl.Querier()
 	}
 	mux := http.NewServeMux()
 	api.New(deps).Register(mux)

@@ -258,9 +258,9 @@ func TestReportsMatchOracle(t *testing.T) {
 	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	events := modelEvents(t, 30000, 3000, start, 3*time.Hour, 7)
 	half := len(events) / 2
-	pl.run(events[:half], 50)
-	pl.restart()
-	pl.run(events[half:], 50)
+	pl.Run(events[:half], 50)
+	pl.Restart()
+	pl.Run(events[half:], 50)
 
 	goalsOf := func(e *event.Event) []string {
 		var out []string
@@ -276,7 +276,7 @@ func TestReportsMatchOracle(t *testing.T) {
 	require.Greater(t, o.sessions, int64(1000))
 	require.Greater(t, o.bounces, int64(100))
 
-	q := pl.querier()
+	q := pl.Querier()
 	ctx := context.Background()
 	r := report.Range{From: start, To: start.Add(4 * time.Hour)}
 	s, err := q.Summary(ctx, testTenant, r, nil)
@@ -346,7 +346,7 @@ func TestReportsMatchOracle(t *testing.T) {
 	// Two and a half days later the day is compacted and its minutes are
 	// gone (48 hours of minutes by default): the same range is answered
 	// from hours, the whole day from its day bucket, with the same numbers.
-	pl.run(modelEvents(t, 500, 3000, start.Add(60*time.Hour), time.Hour, 8), 50)
+	pl.Run(modelEvents(t, 500, 3000, start.Add(60*time.Hour), time.Hour, 8), 50)
 	checkHourly()
 	day := report.Range{From: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)}
 	for _, rr := range []report.Range{r, day} {

@@ -255,8 +255,7 @@ type Point struct {
 	Value int64
 }
 
-// Steps returns the starts of the steps of interval in r, in loc, and the
-// end of the last.
+// Steps returns the starts of the steps of interval in r, in loc.
 func Steps(r Range, interval Interval, loc *time.Location) []time.Time {
 	var out []time.Time
 	t := r.From.In(loc)
@@ -459,8 +458,10 @@ func (q *Querier) Goals(ctx context.Context, tenant string, goals []string, r Ra
 	out := make([]GoalRow, 0, len(goals))
 	for _, g := range goals {
 		row := rows[g]
-		gr := GoalRow{Goal: g, Conversions: row.Events, Visitors: min(estimate(row.Visitors), max(all, estimate(row.Visitors)))}
+		gr := GoalRow{Goal: g, Conversions: row.Events, Visitors: estimate(row.Visitors)}
 		if all > 0 {
+			// Two sketches' estimates: the part must not exceed the whole.
+			gr.Visitors = min(gr.Visitors, all)
 			gr.Rate = float64(gr.Visitors) / float64(all)
 		}
 		out = append(out, gr)

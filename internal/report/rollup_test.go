@@ -7,16 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/contrailhq/contrail/internal/event"
-	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/report"
-	"github.com/contrailhq/contrail/internal/shard"
-	"github.com/contrailhq/contrail/internal/store"
+	"github.com/contrailhq/contrail/internal/report/reporttest"
 	"github.com/contrailhq/contrail/internal/tenant"
-	"github.com/contrailhq/contrail/internal/visitor"
 )
 
 const testTenant = "tn_report"
@@ -25,69 +21,8 @@ type tenants map[string]*tenant.Tenant
 
 func (f tenants) ByID(id string) (*tenant.Tenant, bool) { t, ok := f[id]; return t, ok }
 
-// pipeline runs the visitor shards of a few partitions over events, as log
-// messages of a given size, through shard.ApplyLocal.
-type pipeline struct {
-	t     *testing.T
-	st    *store.Store
-	procs []*visitor.Processor
-	seqs  []uint64
-	set   tenant.Settings
-}
-
-func newPipeline(t *testing.T, parts int, set tenant.Settings) *pipeline {
-	t.Helper()
-	st, err := store.Open(t.TempDir(), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	pl := &pipeline{t: t, st: st, seqs: make([]uint64, parts), set: set}
-	pl.restart()
-	return pl
-}
-
-// restart replaces the processors by fresh ones, as a process restart does.
-func (pl *pipeline) restart() {
-	cfg := visitor.DefaultConfig()
-	cfg.Partitions, cfg.LeadPartitions = len(pl.seqs), 2
-	cfg.Tenants = tenants{testTenant: {ID: testTenant, Settings: pl.set}}
-	m := visitor.NewMetrics(prometheus.NewRegistry())
-	pl.procs = make([]*visitor.Processor, len(pl.seqs))
-	for p := range pl.procs {
-		proc, err := visitor.New(cfg, p, m)
-		require.NoError(pl.t, err)
-		pl.procs[p] = proc
-	}
-}
-
-// run partitions events by visitor and applies them, perMsg per message.
-// The events get the enrichment the processors gave them.
-func (pl *pipeline) run(events []event.Event, perMsg int) {
-	byPart := make([][]int, len(pl.seqs))
-	for i, e := range events {
-		p := event.Partition(e.Tenant, e.VisitorKey(), len(pl.seqs))
-		byPart[p] = append(byPart[p], i)
-	}
-	for p, idx := range byPart {
-		for len(idx) > 0 {
-			n := min(perMsg, len(idx))
-			msg := make([]event.Event, n)
-			for i := range msg {
-				msg[i] = events[idx[i]]
-			}
-			pl.seqs[p]++
-			_, errs, err := shard.ApplyLocal(context.Background(), pl.st, eventlog.StreamEvents, p, pl.seqs[p], pl.procs[p], msg)
-			require.NoError(pl.t, err)
-			for i, e := range errs {
-				require.NoError(pl.t, e)
-				events[idx[i]].Enrichment = msg[i].Enrichment
-			}
-			idx = idx[n:]
-		}
-	}
-}
-
-func (pl *pipeline) querier() *report.Querier {
-	return report.NewQuerier(pl.st, len(pl.seqs), func(string) report.Policy { return visitor.PolicyOf(pl.set) })
+func newPipeline(t *testing.T, parts int, set tenant.Settings) *reporttest.Pipeline {
+	return reporttest.New(t, parts, tenants{testTenant: {ID: testTenant, Settings: set}})
 }
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -127,8 +62,8 @@ func TestRollupSummaryTopGoals(t *testing.T) {
 		page("c", "/", 40*time.Minute, nil),
 		track("c", "Signed Up", 41*time.Minute, map[string]any{"plan": "free"}),
 	}
-	pl.run(events, 3)
-	q := pl.querier()
+	pl.Run(events, 3)
+	q := pl.Querier()
 	ctx := context.Background()
 	r := report.Range{From: t0, To: t0.Add(time.Hour)}
 	s, err := q.Summary(ctx, testTenant, r, nil)

@@ -54,7 +54,7 @@ func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessio
 		v[report.DimCountry] = x.Country
 	}
 	if !h.Bot {
-		for _, g := range p.goals(e.Tenant) {
+		for _, g := range p.reportOf(e.Tenant).goals {
 			if g.match(e) {
 				h.Goals = append(h.Goals, g.name)
 			}
@@ -68,7 +68,7 @@ func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessio
 func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error { return p.rollup.Flush(tx, tx.Seq) }
 
 // policy is a tenant's rollup policy, from its settings.
-func (p *Processor) policy(id string) report.Policy { return PolicyOf(p.settings(id)) }
+func (p *Processor) policy(id string) report.Policy { return p.reportOf(id).policy }
 
 // PolicyOf returns a tenant's rollup policy from its settings, for the
 // queries.
@@ -102,37 +102,40 @@ func (g *goal) match(e *event.Event) bool {
 	return g.property == "" || gjson.GetBytes(e.Properties, gjson.Escape(g.property)).String() == g.value
 }
 
-type compiledGoals struct {
-	from  *tenant.Tenant // the tenant record they were compiled from
-	goals []goal
+// tenantReport is what the rollups need of a tenant, derived once per
+// version of its record: the goals compiled and the policy (whose time
+// zone is costly to load).
+type tenantReport struct {
+	from   *tenant.Tenant // the tenant record it was derived from; nil: defaults
+	goals  []goal
+	policy report.Policy
 }
 
-// goals returns a tenant's compiled goals, compiling them again when the
-// tenant changed.
-func (p *Processor) goals(id string) []goal {
-	if p.cfg.Tenants == nil {
-		return nil
+// reportOf returns a tenant's goals and policy, deriving them again when
+// the tenant changed.
+func (p *Processor) reportOf(id string) *tenantReport {
+	var t *tenant.Tenant
+	if p.cfg.Tenants != nil {
+		t, _ = p.cfg.Tenants.ByID(id)
 	}
-	t, ok := p.cfg.Tenants.ByID(id)
-	if !ok || len(t.Settings.Goals) == 0 {
-		return nil
+	if c, ok := p.reportCache[id]; ok && c.from == t {
+		return c
 	}
-	c, ok := p.goalCache[id]
-	if ok && c.from == t {
-		return c.goals
-	}
-	c = compiledGoals{from: t}
-	for _, g := range t.Settings.Goals {
-		cg := goal{name: g.Name, event: g.Event, property: g.Property, value: g.Value}
-		if g.Page != "" {
-			pat, err := g.CompilePage()
-			if err != nil {
-				continue // refused by Validate; never stored
+	c := &tenantReport{from: t, policy: PolicyOf(tenant.Settings{})}
+	if t != nil {
+		c.policy = PolicyOf(t.Settings)
+		for _, g := range t.Settings.Goals {
+			cg := goal{name: g.Name, event: g.Event, property: g.Property, value: g.Value}
+			if g.Page != "" {
+				pat, err := g.CompilePage()
+				if err != nil {
+					continue // refused by Validate; never stored
+				}
+				cg.page = pat
 			}
-			cg.page = pat
+			c.goals = append(c.goals, cg)
 		}
-		c.goals = append(c.goals, cg)
 	}
-	p.goalCache[id] = c
-	return c.goals
+	p.reportCache[id] = c
+	return c
 }

@@ -63,9 +63,9 @@ type Processor struct {
 	valBuf   []byte
 	idBuf    []byte
 	// rollup counts the web reports; hit is its per-event scratch.
-	rollup    *report.Rollup
-	hit       report.Hit
-	goalCache map[string]compiledGoals
+	rollup      *report.Rollup
+	hit         report.Hit
+	reportCache map[string]*tenantReport
 }
 
 // New returns the processor of partition p.
@@ -84,7 +84,7 @@ func New(cfg Config, p int, m *Metrics) (*Processor, error) {
 		cfg: cfg, partition: p, keys: newKeys(p), metrics: m, ua: enrich.NewUAParser(cfg.UACacheSize),
 		dedupDays: days + 1, tenants: map[string]*tenantMetrics{},
 		filters: map[int64]*keyFilter{}, filterSize: map[int64]uint{}, states: newStateCache(cfg.StateCacheSize),
-		goalCache: map[string]compiledGoals{},
+		reportCache: map[string]*tenantReport{},
 	}
 	proc.rollup = report.NewRollup(p, proc.policy)
 	return proc, nil
