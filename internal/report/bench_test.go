@@ -1,12 +1,14 @@
 package report
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/contrailhq/contrail/internal/store"
 )
@@ -16,9 +18,89 @@ type mapTx map[string][]byte
 
 func (m mapTx) Get(k []byte) ([]byte, error) { return m[string(k)], nil }
 func (m mapTx) Set(k, v []byte)              { m[string(k)] = v }
+func (m mapTx) Delete(k []byte)              { delete(m, string(k)) }
 func (m mapTx) DeleteRange(_, _ []byte)      {}
 func (m mapTx) Scan(_, _ []byte, _ func(k, v []byte) bool) error {
 	return nil
+}
+
+// storeTx is a Tx over the store, committed per log message like a
+// shard's: Get sees the message's writes, Scan only committed state.
+type storeTx struct {
+	st    *store.Store
+	batch *pebble.Batch
+	msg   map[string][]byte
+}
+
+func (t *storeTx) Get(k []byte) ([]byte, error) {
+	if v, ok := t.msg[string(k)]; ok {
+		return v, nil
+	}
+	return store.Get(t.st.DB(), k)
+}
+
+func (t *storeTx) Set(k, v []byte) {
+	t.msg[string(k)] = bytes.Clone(v)
+	_ = t.batch.Set(k, v, nil)
+}
+
+func (t *storeTx) Delete(k []byte) {
+	t.msg[string(k)] = nil
+	_ = t.batch.Delete(k, nil)
+}
+
+func (t *storeTx) DeleteRange(lo, hi []byte) { _ = t.batch.DeleteRange(lo, hi, nil) }
+
+func (t *storeTx) Scan(lo, hi []byte, fn func(k, v []byte) bool) error {
+	it, err := t.st.NewIter(lo, hi)
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid() && fn(it.Key(), it.Value()); it.Next() {
+	}
+	return it.Close()
+}
+
+func (t *storeTx) commit(b *testing.B) {
+	if err := t.st.Commit(t.batch); err != nil {
+		b.Fatal(err)
+	}
+	t.batch = t.st.NewBatch()
+	clear(t.msg)
+}
+
+// BenchmarkRollupMessage is the whole cost per event of the rollups in a
+// shard: counting, writing at the end of each log message of 7 events (the
+// size messages have under load, an HTTP batch split over 16 partitions)
+// and committing to Pebble, with the folds, consolidations and compactions
+// that come due. Event times advance one second per 100 events.
+func BenchmarkRollupMessage(b *testing.B) {
+	st, err := store.Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	hits := benchHits(4096)
+	r := NewRollup(0, func(string) Policy { return DefaultPolicy() })
+	tx := &storeTx{st: st, batch: st.NewBatch(), msg: map[string][]byte{}}
+	const perMsg = 7
+	b.ReportAllocs()
+	seq := uint64(0)
+	for i := 0; b.Loop(); i++ {
+		h := hits[i%len(hits)]
+		h.Time = 1_800_000_000 + int64(i/100)
+		h.Received = h.Time
+		if err := r.Add(tx, "tn_bench", &h); err != nil {
+			b.Fatal(err)
+		}
+		if i%perMsg == perMsg-1 {
+			seq++
+			if err := r.Flush(tx, seq); err != nil {
+				b.Fatal(err)
+			}
+			tx.commit(b)
+		}
+	}
 }
 
 // benchHits is a realistic mix: 50 pages, 10 sources, a few devices; 70%
@@ -106,9 +188,13 @@ func BenchmarkRollupFlush(b *testing.B) {
 	}
 }
 
-// BenchmarkQuery30Days answers a 30-day summary and top 10 pages for a
-// tenant with 100 million events in 16 partitions: 30 compacted days (up
-// to 2000 pages and 1000 referrers each), plus today's hours and minutes.
+// BenchmarkQuery30Days answers a 30-day summary and top 10 pages (apart
+// and together) for a tenant with 100 million events in 16 partitions:
+// per partition 30 compacted days of up to 2000 pages, 1000 referrers,
+// 500 entry pages and 100 countries, and the weeks compaction makes of
+// them. The range ends on a Thursday, so it is read as 9 days and 3
+// weeks; tenant tn_days has the same days without weeks, as before weeks
+// were compacted.
 func BenchmarkQuery30Days(b *testing.B) {
 	const parts, days = 16, 30
 	st, err := store.Open(b.TempDir(), nil)
@@ -116,14 +202,30 @@ func BenchmarkQuery30Days(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	end := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	end := time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC) // a Thursday
 	start := end.AddDate(0, 0, -days)
 	rng := rand.New(rand.NewPCG(3, 4))
 	perBucket := int64(100_000_000 / days / parts) // events per partition-day
 	var events int64
+	put := func(batch *pebble.Batch, k keys, tenant string, res byte, at int64, bk *Bucket) {
+		for s := range numSecs {
+			counts, sks, err := bk.appendSection(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Set(k.record(tenant, s, res, at, 0), counts, nil); err != nil {
+				b.Fatal(err)
+			}
+			if err := batch.Set(k.sketchRecord(tenant, s, res, at, 0), sks, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	weekDone := weekStart(end.Unix(), time.UTC)
 	for p := range parts {
 		k := newKeys(p)
 		batch := st.NewBatch()
+		dayBuckets := map[int64]*Bucket{}
 		for d := range days {
 			bk := &Bucket{}
 			for range 6000 { // visitors per partition-day, sampled
@@ -146,20 +248,30 @@ func BenchmarkQuery30Days(b *testing.B) {
 			fill(DimEntryPage, 500, "/page/")
 			fill(DimCountry, 100, "C")
 			at := start.AddDate(0, 0, d).Unix()
-			for s := range numSecs {
-				v, err := bk.appendSection(nil, s)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := batch.Set(k.section("tn_big", s, resDay, at), v, nil); err != nil {
+			dayBuckets[at] = bk
+			put(batch, k, "tn_big", resDay, at, bk)
+			put(batch, k, "tn_days", resDay, at, bk)
+		}
+		// The weeks wholly inside the data, merged as compaction does.
+		for w := nextWeek(weekStart(start.Unix()-1, time.UTC), time.UTC); nextWeek(w, time.UTC) <= weekDone; w = nextWeek(w, time.UTC) {
+			wk := &Bucket{}
+			for d := w; d < nextWeek(w, time.UTC); d = nextDay(d, time.UTC) {
+				if err := wk.merge(dayBuckets[d]); err != nil {
 					b.Fatal(err)
 				}
 			}
+			if err := wk.limitRows(DefaultPolicy().RowLimit); err != nil {
+				b.Fatal(err)
+			}
+			put(batch, k, "tn_big", resWeek, w, wk)
 		}
-		m := binary.BigEndian.AppendUint64(nil, uint64(end.Unix()))
-		m = binary.BigEndian.AppendUint64(m, uint64(end.Unix()))
-		if err := batch.Set(k.marks("tn_big"), m, nil); err != nil {
-			b.Fatal(err)
+		for tenant, m := range map[string]*marks{
+			"tn_big":  {hourDone: end.Unix(), dayDone: end.Unix(), weekDone: weekDone},
+			"tn_days": {hourDone: end.Unix(), dayDone: end.Unix(), weekDone: start.Unix()},
+		} {
+			if err := batch.Set(k.marks(tenant), m.encode(), nil); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if err := st.Commit(batch); err != nil {
 			b.Fatal(err)
@@ -168,17 +280,36 @@ func BenchmarkQuery30Days(b *testing.B) {
 	q := NewQuerier(st, parts, func(string) Policy { return DefaultPolicy() })
 	r := Range{From: start, To: end}
 	ctx := context.Background()
-	b.ReportMetric(float64(events), "events")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		s, err := q.Summary(ctx, "tn_big", r, nil)
-		if err != nil || s.Pageviews == 0 {
-			b.Fatal(err, s)
+	for _, tenant := range []string{"tn_big", "tn_days"} {
+		summary := func(b *testing.B) {
+			s, err := q.Summary(ctx, tenant, r, nil)
+			if err != nil || s.Pageviews == 0 {
+				b.Fatal(err, s)
+			}
 		}
-		top, err := q.Top(ctx, "tn_big", DimPage, r, nil, 10)
-		if err != nil || len(top) != 10 {
-			b.Fatal(err, len(top))
+		top := func(b *testing.B) {
+			top, err := q.Top(ctx, tenant, DimPage, r, nil, 10)
+			if err != nil || len(top) != 10 {
+				b.Fatal(err, len(top))
+			}
+		}
+		name := "weeks"
+		if tenant == "tn_days" {
+			name = "days"
+		}
+		for _, c := range []struct {
+			name string
+			fn   []func(*testing.B)
+		}{{"summary", []func(*testing.B){summary}}, {"top10", []func(*testing.B){top}}, {"both", []func(*testing.B){summary, top}}} {
+			b.Run(name+"/"+c.name, func(b *testing.B) {
+				b.ReportMetric(float64(events), "events")
+				b.ReportAllocs()
+				for b.Loop() {
+					for _, fn := range c.fn {
+						fn(b)
+					}
+				}
+			})
 		}
 	}
 }

@@ -66,3 +66,18 @@ func dayStart(sec int64, loc *time.Location) int64 {
 func nextDay(start int64, loc *time.Location) int64 {
 	return dayStart(start+30*3600, loc)
 }
+
+// weekStart returns the start of the week holding sec in loc: Monday's
+// dayStart.
+func weekStart(sec int64, loc *time.Location) int64 {
+	d := dayStart(sec, loc)
+	t := time.Unix(d+3599, 0).In(loc)  // a time on the day's date (see dayStart)
+	back := (int(t.Weekday()) + 6) % 7 // days since Monday
+	y, m, dd := t.Date()
+	return dayStart(time.Date(y, m, dd-back, 12, 0, 0, 0, loc).Unix(), loc)
+}
+
+// nextWeek returns the start of the week after the one starting at start.
+func nextWeek(start int64, loc *time.Location) int64 {
+	return weekStart(start+8*86400, loc)
+}

@@ -1,15 +1,17 @@
 package report
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"runtime"
+	"slices"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/contrailhq/contrail/internal/store"
 )
@@ -57,6 +59,8 @@ type view struct {
 	tenant string
 	pol    Policy
 	marks  []*marks // per partition; nil when the tenant has no rollups there
+	// hits holds, per partition, the hits not yet folded into buckets.
+	hits [][]Hit
 }
 
 func (q *Querier) open(tenant string) (*view, error) {
@@ -67,16 +71,78 @@ func (q *Querier) open(tenant string) (*view, error) {
 			_ = v.snap.Close()
 			return nil, fmt.Errorf("reading rollup marks: %w", err)
 		}
-		var m *marks
-		if len(b) == 16 {
-			m = &marks{hourDone: int64(binary.BigEndian.Uint64(b)), dayDone: int64(binary.BigEndian.Uint64(b[8:]))}
-		}
+		m := decodeMarks(b)
 		v.marks = append(v.marks, m)
+		var hits []Hit
+		from := uint64(0)
+		if m != nil {
+			from = m.hitFrom
+		}
+		err = eachHit(v.scan, newKeys(p), tenant, from, nil, func(h *Hit, _ int64) {
+			c := *h
+			c.Goals = slices.Clone(h.Goals)
+			hits = append(hits, c)
+		})
+		if err != nil {
+			_ = v.snap.Close()
+			return nil, err
+		}
+		v.hits = append(v.hits, hits)
 	}
 	return v, nil
 }
 
+// pendingSection encodes section s of the bucket that partition p's
+// unfolded hits in [from, to) make; nil if there are none.
+func (v *view) pendingSection(p, s int, from, to int64) (counts []byte, sks sketches, err error) {
+	var b *Bucket
+	for i := range v.hits[p] {
+		h := &v.hits[p][i]
+		if h.Time < from || h.Time >= to {
+			continue
+		}
+		if b == nil {
+			b = &Bucket{}
+		}
+		b.add(h)
+	}
+	if b == nil {
+		return nil, nil, nil
+	}
+	return b.appendSection(s)
+}
+
 func (v *view) close() { _ = v.snap.Close() }
+
+// parallel runs fn for every partition, on as many goroutines as there
+// are cores.
+func (v *view) parallel(ctx context.Context, fn func(p int) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for p := range v.marks {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fn(p)
+		})
+	}
+	return g.Wait()
+}
+
+// scan calls fn with the keys of [lo, hi) in the snapshot.
+func (v *view) scan(lo, hi []byte, fn func(k, val []byte) bool) error {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
+	}
+	for it.First(); it.Valid() && fn(it.Key(), it.Value()); it.Next() {
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
+	}
+	return nil
+}
 
 type span struct {
 	res    byte
@@ -84,70 +150,120 @@ type span struct {
 }
 
 // plan covers [from, to) with the coarsest buckets a partition has: whole
-// days already compacted, then whole hours, then minutes.
+// weeks already compacted, then whole days, then whole hours, then minutes.
 func plan(from, to int64, m *marks, loc *time.Location) []span {
-	var out []span
-	rest := [][2]int64{{from, to}}
-	d0 := dayStart(from, loc)
-	if d0 < from {
-		d0 = nextDay(d0, loc)
-	}
-	end := d0
-	for n := nextDay(end, loc); n <= to && n <= m.dayDone; n = nextDay(end, loc) {
-		end = n
-	}
-	if end > d0 {
-		out = append(out, span{resDay, d0, end})
-		rest = [][2]int64{{from, d0}, {end, to}}
-	}
-	for _, r := range rest {
-		lo, hi := r[0], r[1]
-		if lo >= hi {
-			continue
-		}
-		h0 := floorHour(lo + 3599)
-		h1 := floorHour(min(hi, m.hourDone))
-		if h1 > h0 {
-			out = append(out, span{resHour, h0, h1})
-			out = append(out, span{resMinute, lo, h0}, span{resMinute, h1, hi})
-			continue
-		}
-		out = append(out, span{resMinute, lo, hi})
-	}
-	return out
+	return planLevels(from, to, []level{
+		{resWeek, func(s int64) int64 { return weekStart(s, loc) }, func(s int64) int64 { return nextWeek(s, loc) }, m.weekDone},
+		{resDay, func(s int64) int64 { return dayStart(s, loc) }, func(s int64) int64 { return nextDay(s, loc) }, m.dayDone},
+		{resHour, floorHour, func(s int64) int64 { return s + 3600 }, m.hourDone},
+	})
 }
 
-// each calls fn with section s of every bucket of the view's tenant in
-// [from, to), in all partitions.
-func (v *view) each(ctx context.Context, s int, from, to int64, fn func(data []byte) error) error {
-	for p, m := range v.marks {
-		if m == nil {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
+// level is a resolution of compacted buckets: how its buckets start and
+// end, and where compaction is.
+type level struct {
+	res         byte
+	floor, next func(int64) int64
+	done        int64
+}
+
+func planLevels(from, to int64, levels []level) []span {
+	if from >= to {
+		return nil
+	}
+	if len(levels) == 0 {
+		return []span{{resMinute, from, to}}
+	}
+	l := levels[0]
+	s0 := l.floor(from)
+	if s0 < from {
+		s0 = l.next(s0)
+	}
+	end := s0
+	for n := l.next(end); n <= to && n <= l.done; n = l.next(end) {
+		end = n
+	}
+	if end <= s0 {
+		return planLevels(from, to, levels[1:])
+	}
+	out := planLevels(from, s0, levels[1:])
+	out = append(out, span{l.res, s0, end})
+	return append(out, planLevels(end, to, levels[1:])...)
+}
+
+// eachRecord calls fn with partition p's records of section s in
+// [from, to): the unfolded hits' first, then the stored ones. The order is
+// the same on every call, so that a query can rank rows from their counts
+// and come back for the sketches of a few. sks is nil unless withSketches.
+func (v *view) eachRecord(p, s int, from, to int64, withSketches bool, fn func(counts []byte, sks sketches) error) error {
+	counts, sks, err := v.pendingSection(p, s, from, to)
+	if err != nil {
+		return err
+	}
+	if counts != nil {
+		if err := fn(counts, sks); err != nil {
 			return err
 		}
-		k := newKeys(p)
-		for _, sp := range plan(from, to, m, v.pol.loc()) {
-			if sp.lo >= sp.hi {
-				continue
+	}
+	m := v.marks[p]
+	if m == nil {
+		return nil
+	}
+	k := newKeys(p)
+	for _, sp := range plan(from, to, m, v.pol.loc()) {
+		if sp.lo >= sp.hi {
+			continue
+		}
+		if err := v.eachSpan(k, s, sp, withSketches, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachSpan reads the records of one span, their sketches alongside.
+func (v *view) eachSpan(k keys, s int, sp span, withSketches bool, fn func(counts []byte, sks sketches) error) (err error) {
+	it, err := v.snap.NewIter(&pebble.IterOptions{
+		LowerBound: k.section(v.tenant, s, sp.res, sp.lo),
+		UpperBound: k.section(v.tenant, s, sp.res, sp.hi),
+	})
+	if err != nil {
+		return fmt.Errorf("reading rollups: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("reading rollups: %w", cerr)
+		}
+	}()
+	var sit *pebble.Iterator
+	if withSketches {
+		if sit, err = v.snap.NewIter(&pebble.IterOptions{
+			LowerBound: k.sketchSection(v.tenant, s, sp.res, sp.lo),
+			UpperBound: k.sketchSection(v.tenant, s, sp.res, sp.hi),
+		}); err != nil {
+			return fmt.Errorf("reading rollups: %w", err)
+		}
+		defer func() {
+			if cerr := sit.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("reading rollups: %w", cerr)
 			}
-			it, err := v.snap.NewIter(&pebble.IterOptions{
-				LowerBound: k.section(v.tenant, s, sp.res, sp.lo),
-				UpperBound: k.section(v.tenant, s, sp.res, sp.hi),
-			})
-			if err != nil {
-				return fmt.Errorf("reading rollups: %w", err)
+		}()
+		sit.First()
+	}
+	for it.First(); it.Valid(); it.Next() {
+		var sks sketches
+		if sit != nil {
+			// The two records differ only in the section's letter.
+			if !sit.Valid() || !bytes.Equal(sit.Key()[len(sit.Key())-16:], it.Key()[len(it.Key())-16:]) {
+				return fmt.Errorf("reading rollups: %w", errSection)
 			}
-			for it.First(); it.Valid(); it.Next() {
-				if err := fn(it.Value()); err != nil {
-					_ = it.Close()
-					return err
-				}
-			}
-			if err := it.Close(); err != nil {
-				return fmt.Errorf("reading rollups: %w", err)
-			}
+			sks = sit.Value()
+		}
+		if err := fn(it.Value(), sks); err != nil {
+			return err
+		}
+		if sit != nil {
+			sit.Next() // only now: the value is valid until the iterator moves
 		}
 	}
 	return nil
@@ -156,16 +272,37 @@ func (v *view) each(ctx context.Context, s int, from, to int64, fn func(data []b
 // row merges the rows of value in section s (or the total) over [from, to).
 // With value nil every row of the section is merged.
 func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (Row, error) {
-	var out Row
-	err := v.each(ctx, s, from, to, func(data []byte) error {
-		return eachRow(data, func(val []byte, c *Counts, sketch []byte) error {
-			if value != nil && string(val) != *value {
-				return nil
-			}
-			return mergeRaw(&out, c, sketch)
+	parts := make([]Row, len(v.marks))
+	err := v.parallel(ctx, func(p int) error {
+		return v.eachRecord(p, s, from, to, true, func(counts []byte, sks sketches) error {
+			return eachRow(counts, func(i int, val []byte, c *Counts) error {
+				if value != nil && string(val) != *value {
+					return nil
+				}
+				b, err := sks.at(i)
+				if err != nil {
+					return err
+				}
+				return mergeQuery(&parts[p], c, b)
+			})
 		})
 	})
-	return out, err
+	if err != nil {
+		return Row{}, err
+	}
+	return mergeParts(parts)
+}
+
+// mergeParts adds up the partitions' rows.
+func mergeParts(parts []Row) (Row, error) {
+	var out Row
+	for i := range parts {
+		out.Counts.add(&parts[i].Counts)
+		if err := out.mergeSketch(parts[i].Visitors, false); err != nil {
+			return Row{}, err
+		}
+	}
+	return out, nil
 }
 
 func mergeRaw(dst *Row, c *Counts, sketch []byte) error {
@@ -177,11 +314,17 @@ func mergeRaw(dst *Row, c *Counts, sketch []byte) error {
 	if err != nil {
 		return err
 	}
-	if dst.Visitors == nil {
-		dst.Visitors = sk
-		return nil
+	return dst.mergeSketch(sk, false)
+}
+
+// mergeQuery is mergeRaw for a query's result: its sketch is dense from
+// the start, as merging many sparse sketches into a sparse one re-sorts
+// it again and again, and a result is never stored.
+func mergeQuery(dst *Row, c *Counts, sketch []byte) error {
+	if dst.Visitors == nil && len(sketch) > 0 {
+		dst.Visitors, dst.dense = hyperloglog.NewNoSparse(), true
 	}
-	return dst.Visitors.Merge(sk)
+	return mergeRaw(dst, c, sketch)
 }
 
 func estimate(s *hyperloglog.Sketch) int64 {
@@ -315,156 +458,6 @@ func (q *Querier) Timeseries(ctx context.Context, tenant string, metric Metric, 
 			return nil, fmt.Errorf("unknown metric %q", metric)
 		}
 		out = append(out, Point{T: t, Value: max(n, 0)})
-	}
-	return out, nil
-}
-
-// TopRow is one value of a breakdown. For exit pages, Sessions counts the
-// sessions that ended there, and Pageviews and Visitors are the page's.
-type TopRow struct {
-	Value                                 string
-	Pageviews, Visitors, Events, Sessions int64
-}
-
-// Top returns the busiest values of dimension d over r: pages by
-// pageviews, entry and exit pages by sessions, events by count, the
-// session's dimensions by sessions.
-func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Filter, limit int) ([]TopRow, error) {
-	if d >= dimGoal {
-		return nil, fmt.Errorf("unknown dimension %d", d)
-	}
-	if f != nil && f.Dim != d {
-		return nil, fmt.Errorf("%w: a breakdown by %s cannot be filtered by %s (only by one of its own values)", ErrUnsupportedFilter, d, f.Dim)
-	}
-	v, err := q.open(tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer v.close()
-	from, to := secs(r.From), secs(r.To)
-	// First pass: counts only, to rank; sketches only for the winners.
-	counts := map[string]*Counts{}
-	err = v.each(ctx, dimSection(d), from, to, func(data []byte) error {
-		return eachRow(data, func(val []byte, c *Counts, _ []byte) error {
-			if f != nil && string(val) != f.Value {
-				return nil
-			}
-			agg, ok := counts[string(val)]
-			if !ok {
-				agg = &Counts{}
-				counts[string(val)] = agg
-			}
-			agg.add(c)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	rank := func(c *Counts) [2]int64 {
-		switch d {
-		case DimPage:
-			return [2]int64{c.Pageviews, c.Events}
-		case DimEvent:
-			return [2]int64{c.Events, 0}
-		default:
-			return [2]int64{c.Sessions, c.Pageviews}
-		}
-	}
-	vals := make([]string, 0, len(counts))
-	for val, c := range counts {
-		if rank(c) != ([2]int64{}) {
-			vals = append(vals, val)
-		}
-	}
-	sort.Slice(vals, func(i, j int) bool {
-		ri, rj := rank(counts[vals[i]]), rank(counts[vals[j]])
-		if ri != rj {
-			return ri[0] > rj[0] || ri[0] == rj[0] && ri[1] > rj[1]
-		}
-		return vals[i] < vals[j]
-	})
-	if limit > 0 && len(vals) > limit {
-		vals = vals[:limit]
-	}
-	want := make(map[string]*Row, len(vals))
-	for _, val := range vals {
-		want[val] = &Row{}
-	}
-	sketchDim := d
-	if d == DimExitPage {
-		sketchDim = DimPage // an exit page's pageviews and visitors are the page's
-	}
-	err = v.each(ctx, dimSection(sketchDim), from, to, func(data []byte) error {
-		return eachRow(data, func(val []byte, c *Counts, sketch []byte) error {
-			if row, ok := want[string(val)]; ok {
-				return mergeRaw(row, c, sketch)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]TopRow, 0, len(vals))
-	for _, val := range vals {
-		c, row := counts[val], want[val]
-		tr := TopRow{Value: val, Pageviews: max(c.Pageviews, 0), Visitors: estimate(row.Visitors),
-			Events: max(c.Events, 0), Sessions: max(c.Sessions, 0)}
-		if d == DimExitPage {
-			tr.Pageviews = max(row.Pageviews, 0)
-		}
-		out = append(out, tr)
-	}
-	return out, nil
-}
-
-// GoalRow is one goal's conversions over a range: how many events
-// converted, how many unique visitors did, and the share of all visitors.
-type GoalRow struct {
-	Goal                  string
-	Conversions, Visitors int64
-	Rate                  float64
-}
-
-// Goals returns the conversions of the named goals over r, in order.
-func (q *Querier) Goals(ctx context.Context, tenant string, goals []string, r Range) ([]GoalRow, error) {
-	v, err := q.open(tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer v.close()
-	from, to := secs(r.From), secs(r.To)
-	total, err := v.row(ctx, secTotal, nil, from, to)
-	if err != nil {
-		return nil, err
-	}
-	rows := make(map[string]*Row, len(goals))
-	for _, g := range goals {
-		rows[g] = &Row{}
-	}
-	err = v.each(ctx, dimSection(dimGoal), from, to, func(data []byte) error {
-		return eachRow(data, func(val []byte, c *Counts, sketch []byte) error {
-			if row, ok := rows[string(val)]; ok {
-				return mergeRaw(row, c, sketch)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	all := estimate(total.Visitors)
-	out := make([]GoalRow, 0, len(goals))
-	for _, g := range goals {
-		row := rows[g]
-		gr := GoalRow{Goal: g, Conversions: row.Events, Visitors: estimate(row.Visitors)}
-		if all > 0 {
-			// Two sketches' estimates: the part must not exceed the whole.
-			gr.Visitors = min(gr.Visitors, all)
-			gr.Rate = float64(gr.Visitors) / float64(all)
-		}
-		out = append(out, gr)
 	}
 	return out, nil
 }

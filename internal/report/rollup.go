@@ -1,10 +1,12 @@
 package report
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 )
 
 // Tx is the view of a shard's state the rollups need; *shard.Tx
@@ -12,6 +14,7 @@ import (
 type Tx interface {
 	Get(key []byte) ([]byte, error)
 	Set(key, value []byte)
+	Delete(key []byte)
 	DeleteRange(start, end []byte)
 	Scan(lower, upper []byte, fn func(key, value []byte) bool) error
 }
@@ -54,14 +57,22 @@ type Hit struct {
 }
 
 // Rollup counts a partition's events into its buckets. A log message's
-// counts are gathered in memory (Add, which reads nothing) and written by
-// Flush as one record per bucket section they changed; compactions merge
-// records. It belongs to one shard and is used by one goroutine; call
-// Reset whenever the shard restarts from its stored position.
+// hits are encoded in memory (Add, which reads nothing) and written by
+// Flush to the hit log, from where they are folded into bucket records
+// (hitlog.go); compactions merge records. It belongs to one shard and is
+// used by one goroutine; call Reset whenever the shard restarts from its
+// stored position.
 type Rollup struct {
 	keys   keys
 	policy func(tenant string) Policy
-	// delta holds the counts of the current log message.
+	// msg holds the current log message's hits per tenant; entries are
+	// kept and reused.
+	msg map[string]*msgHits
+	// pend is what each tenant has in the stored hit log; pendLoaded says
+	// it was read since the last Reset.
+	pend       map[string]*pending
+	pendLoaded bool
+	// delta holds the counts being folded in the current message.
 	delta map[bucketID]*Bucket
 	// records counts the records written per open minute since it was
 	// last consolidated (as far as this run knows).
@@ -71,8 +82,8 @@ type Rollup struct {
 	listed bool
 	now    int64 // the partition's clock, Unix seconds
 	nowSet bool
+	hit    Hit // decoding buffer
 }
-
 type bucketID struct {
 	tenant string
 	res    byte
@@ -80,20 +91,52 @@ type bucketID struct {
 }
 
 // marks are a tenant's compaction marks in one partition: every hour
-// before hourDone and every day before dayDone is compacted.
+// before hourDone, every day before dayDone and every week before weekDone
+// is compacted.
 type marks struct {
-	hourDone, dayDone int64
-	dirty             bool
+	hourDone, dayDone, weekDone int64
+	// hitFrom is the sequence the tenant's hit log starts at: everything
+	// before was folded. Reads start there rather than step over what
+	// the folds deleted.
+	hitFrom uint64
+	dirty   bool
+}
+
+// encode returns the stored form of m: hourDone, dayDone, weekDone and
+// hitFrom as eight bytes big-endian each.
+func (m *marks) encode() []byte {
+	v := make([]byte, 0, 32)
+	for _, x := range [...]uint64{uint64(m.hourDone), uint64(m.dayDone), uint64(m.weekDone), m.hitFrom} {
+		v = binary.BigEndian.AppendUint64(v, x)
+	}
+	return v
+}
+
+// decodeMarks reads stored marks; nil if v holds none.
+func decodeMarks(v []byte) *marks {
+	if len(v) != 32 {
+		return nil
+	}
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(v[8*i:]) }
+	return &marks{hourDone: int64(u(0)), dayDone: int64(u(1)), weekDone: int64(u(2)), hitFrom: u(3)}
 }
 
 // NewRollup returns the rollups of partition p; policy gives each tenant's
 // settings.
 func NewRollup(p int, policy func(tenant string) Policy) *Rollup {
-	return &Rollup{keys: newKeys(p), policy: policy, delta: map[bucketID]*Bucket{}, records: map[bucketID]int{}, marks: map[string]*marks{}}
+	return &Rollup{
+		keys: newKeys(p), policy: policy, msg: map[string]*msgHits{}, pend: map[string]*pending{},
+		delta: map[bucketID]*Bucket{}, records: map[bucketID]int{}, marks: map[string]*marks{},
+	}
 }
 
 // Reset drops everything held in memory.
 func (r *Rollup) Reset() {
+	for _, m := range r.msg {
+		m.buf, m.n = m.buf[:0], 0
+	}
+	clear(r.pend)
+	r.pendLoaded = false
 	clear(r.delta)
 	clear(r.records)
 	clear(r.marks)
@@ -115,6 +158,15 @@ func (r *Rollup) clock(tx Tx) (int64, error) {
 	return r.now, nil
 }
 
+// due says whether an hour, a day and a week are due to be compacted. A
+// day is compacted from hours compacted by earlier messages, a week from
+// days: the records this one writes are not visible to its reads.
+func (m *marks) due(now int64, loc *time.Location) (hour, day, week bool) {
+	dayEnd, weekEnd := nextDay(m.dayDone, loc), nextWeek(m.weekDone, loc)
+	return m.hourDone+3600+compactGrace <= now, dayEnd <= m.hourDone && dayEnd+compactGrace <= now,
+		weekEnd <= m.dayDone && weekEnd+compactGrace <= now
+}
+
 // tenantMarks returns a tenant's marks, starting them at sec's hour and day
 // for a tenant new to the partition.
 func (r *Rollup) tenantMarks(tx Tx, tenant string, sec int64, pol Policy) (*marks, error) {
@@ -125,54 +177,57 @@ func (r *Rollup) tenantMarks(tx Tx, tenant string, sec int64, pol Policy) (*mark
 	if err != nil {
 		return nil, fmt.Errorf("reading rollup marks: %w", err)
 	}
-	m := &marks{}
-	if len(v) == 16 {
-		m.hourDone = int64(binary.BigEndian.Uint64(v))
-		m.dayDone = int64(binary.BigEndian.Uint64(v[8:]))
-	} else {
-		m.hourDone, m.dayDone, m.dirty = floorHour(sec), dayStart(sec, pol.loc()), true
+	m := decodeMarks(v)
+	if m == nil {
+		m = &marks{hourDone: floorHour(sec), dayDone: dayStart(sec, pol.loc()), weekDone: weekStart(sec, pol.loc()), dirty: true}
 		tx.Set(r.keys.tenant(tenant), nil)
 	}
 	r.marks[tenant] = m
 	return m, nil
 }
 
-// Add counts h for tenant: in its minute bucket, and in its hour and day
-// buckets when those were compacted already (a late event).
+// Add counts h for tenant. It only encodes h: Flush writes it.
 func (r *Rollup) Add(tx Tx, tenant string, h *Hit) error {
 	now, err := r.clock(tx)
 	if err != nil {
 		return err
 	}
 	if h.Received > now {
-		r.now, now = h.Received, h.Received
+		r.now = h.Received
 	}
 	if !h.Bot && !h.Pageview && h.Event == "" && !h.NewSession {
 		return nil // identify, alias, group: nothing to count
 	}
-	pol := r.policy(tenant)
+	m, ok := r.msg[tenant]
+	if !ok {
+		m = &msgHits{}
+		r.msg[tenant] = m
+	}
+	m.buf = appendHit(m.buf, h)
+	m.n++
+	return nil
+}
+
+// place counts h for tenant: in its minute bucket, and in its hour and day
+// buckets when those were compacted already (a late event). now is the
+// partition's clock when h was logged: retention applies as of then, and
+// a compaction that is due since counts h in (it merges r.delta).
+func (r *Rollup) place(tx Tx, tenant string, h *Hit, now int64, pol Policy) error {
 	m, err := r.tenantMarks(tx, tenant, h.Time, pol)
 	if err != nil {
 		return err
 	}
-	var targets [3]*Bucket
-	n := 0
-	for _, id := range [...]struct {
-		ok bool
-		id bucketID
-	}{
-		{h.Time >= now-int64(pol.MinuteRetention.Seconds()), bucketID{tenant, resMinute, floorMinute(h.Time)}},
-		{h.Time < m.hourDone && h.Time >= now-int64(pol.HourRetention.Seconds()), bucketID{tenant, resHour, floorHour(h.Time)}},
-		{h.Time < m.dayDone && h.Time >= now-int64(pol.Retention.Seconds()), bucketID{tenant, resDay, dayStart(h.Time, pol.loc())}},
-	} {
-		if !id.ok {
-			continue
-		}
-		targets[n] = r.bucket(id.id)
-		n++
+	if h.Time >= now-int64(pol.MinuteRetention.Seconds()) {
+		r.bucket(bucketID{tenant, resMinute, floorMinute(h.Time)}).add(h)
 	}
-	for _, b := range targets[:n] {
-		b.add(h)
+	if h.Time < m.hourDone && h.Time >= now-int64(pol.HourRetention.Seconds()) {
+		r.bucket(bucketID{tenant, resHour, floorHour(h.Time)}).add(h)
+	}
+	if h.Time < m.dayDone && h.Time >= now-int64(pol.Retention.Seconds()) {
+		r.bucket(bucketID{tenant, resDay, dayStart(h.Time, pol.loc())}).add(h)
+	}
+	if h.Time < m.weekDone && h.Time >= now-int64(pol.Retention.Seconds()) {
+		r.bucket(bucketID{tenant, resWeek, weekStart(h.Time, pol.loc())}).add(h)
 	}
 	return nil
 }
@@ -269,10 +324,14 @@ func (r *Rollup) bucket(id bucketID) *Bucket {
 // Flush merges them into one, so that a query reads few records.
 const consolidateAfter = 32
 
-// Flush runs due compactions and writes the current message's counts. The
-// shard calls it at the end of every log message, before the commit; seq
-// is the message's stream sequence, which names its records.
+// Flush writes the current message's hits to the hit log or folds them,
+// runs due compactions and writes the folded counts. The shard calls it
+// at the end of every log message, before the commit; seq is the
+// message's stream sequence, which names its records.
 func (r *Rollup) Flush(tx Tx, seq uint64) error {
+	if err := r.logHits(tx, seq); err != nil {
+		return err
+	}
 	if err := r.compact(tx); err != nil {
 		return err
 	}
@@ -301,8 +360,7 @@ func (r *Rollup) Flush(tx Tx, seq uint64) error {
 	clear(r.delta)
 	for t, m := range r.marks {
 		if m.dirty {
-			v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(m.hourDone))
-			tx.Set(r.keys.marks(t), binary.BigEndian.AppendUint64(v, uint64(m.dayDone)))
+			tx.Set(r.keys.marks(t), m.encode())
 			m.dirty = false
 		}
 	}
@@ -328,35 +386,72 @@ func (r *Rollup) write(tx Tx, id bucketID, b *Bucket, seq uint64) error {
 		if b.dirty&(1<<s) == 0 {
 			continue
 		}
-		v, err := b.appendSection(nil, s)
+		counts, sks, err := b.appendSection(s)
 		if err != nil {
 			return err
 		}
-		tx.Set(r.keys.record(id.tenant, s, id.res, id.start, seq), v)
+		tx.Set(r.keys.record(id.tenant, s, id.res, id.start, seq), counts)
+		tx.Set(r.keys.sketchRecord(id.tenant, s, id.res, id.start, seq), sks)
 	}
 	b.dirty = 0
 	return nil
 }
 
 // load merges the stored records of a tenant's buckets of resolution res
-// starting in [from, to) into dst.
-func (r *Rollup) load(tx Tx, dst *Bucket, tenant string, res byte, from, to int64) error {
+// starting in [from, to) into dst (nil: none), and deletes them if del.
+// Records are deleted one by one: a range deletion per consolidation
+// would make every later read of the memtable fragment them all again.
+func (r *Rollup) load(tx Tx, dst *Bucket, tenant string, res byte, from, to int64, del bool) error {
 	for s := 0; s < numSecs; s++ {
-		var err error
-		serr := tx.Scan(r.keys.section(tenant, s, res, from), r.keys.section(tenant, s, res, to), func(_, v []byte) bool {
-			err = eachRow(v, func(val []byte, c *Counts, sketch []byte) error {
+		// A section's sketch records pair with its counts records in key
+		// order.
+		var sks []sketches
+		err := tx.Scan(r.keys.sketchSection(tenant, s, res, from), r.keys.sketchSection(tenant, s, res, to), func(k, v []byte) bool {
+			if del {
+				tx.Delete(k)
+			}
+			if dst != nil {
+				sks = append(sks, bytes.Clone(v))
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("reading rollups of %s: %w", tenant, err)
+		}
+		j := 0
+		serr := tx.Scan(r.keys.section(tenant, s, res, from), r.keys.section(tenant, s, res, to), func(k, v []byte) bool {
+			if del {
+				tx.Delete(k)
+			}
+			if dst == nil {
+				return true
+			}
+			if j >= len(sks) {
+				err = errSection
+				return false
+			}
+			sk := sks[j]
+			j++
+			err = eachRow(v, func(i int, val []byte, c *Counts) error {
 				var row *Row
 				if s == secTotal {
 					row = &dst.Total
 				} else {
 					row = dst.row(Dim(s-1), string(val))
 				}
-				return mergeRaw(row, c, sketch)
+				b, err := sk.at(i)
+				if err != nil {
+					return err
+				}
+				return mergeRaw(row, c, b)
 			})
 			return err == nil
 		})
 		if err == nil {
 			err = serr
+		}
+		if err == nil && dst != nil && j != len(sks) {
+			err = errSection
 		}
 		if err != nil {
 			return fmt.Errorf("reading rollups of %s: %w", tenant, err)
@@ -368,24 +463,15 @@ func (r *Rollup) load(tx Tx, dst *Bucket, tenant string, res byte, from, to int6
 // consolidate replaces the records of minute id by one, adding b.
 func (r *Rollup) consolidate(tx Tx, id bucketID, b *Bucket) error {
 	all := &Bucket{}
-	if err := r.load(tx, all, id.tenant, id.res, id.start, id.start+1); err != nil {
+	if err := r.load(tx, all, id.tenant, id.res, id.start, id.start+1, true); err != nil {
 		return err
 	}
 	if err := all.merge(b); err != nil {
 		return err
 	}
-	r.replace(tx, id, all)
 	delete(r.records, id)
+	all.dirty = 1<<numSecs - 1
 	return r.write(tx, id, all, 0)
-}
-
-// replace deletes every record of bucket id, and marks all of b's sections
-// to be written.
-func (r *Rollup) replace(tx Tx, id bucketID, b *Bucket) {
-	for s := 0; s < numSecs; s++ {
-		tx.DeleteRange(r.keys.section(id.tenant, s, id.res, id.start), r.keys.section(id.tenant, s, id.res, id.start+1))
-	}
-	b.dirty = 1<<numSecs - 1
 }
 
 // compact compacts, for every tenant of the partition, at most one hour and
@@ -427,11 +513,9 @@ func (r *Rollup) compact(tx Tx) error {
 func (r *Rollup) compactTenant(tx Tx, tenant string, m *marks, pol Policy) error {
 	now := r.now
 	loc := pol.loc()
-	// A day is compacted from hours compacted by earlier messages: the
-	// records this one writes are not visible to its reads.
-	dayEnd := nextDay(m.dayDone, loc)
-	dayDue := dayEnd <= m.hourDone && dayEnd+compactGrace <= now
-	if m.hourDone+3600+compactGrace <= now {
+	hourDue, dayDue, weekDue := m.due(now, loc)
+	dayEnd, weekEnd := nextDay(m.dayDone, loc), nextWeek(m.weekDone, loc)
+	if hourDue {
 		h := m.hourDone
 		next, err := r.nextMinute(tx, tenant, h)
 		if err != nil {
@@ -459,6 +543,14 @@ func (r *Rollup) compactTenant(tx Tx, tenant string, m *marks, pol Policy) error
 		m.dayDone, m.dirty = dayEnd, true
 		r.expire(tx, tenant, resHour, min(now-int64(pol.HourRetention.Seconds()), m.dayDone))
 		r.expire(tx, tenant, resDay, now-int64(pol.Retention.Seconds()))
+	}
+	if weekDue {
+		w := m.weekDone
+		if err := r.merge(tx, bucketID{tenant, resWeek, w}, resDay, w, weekEnd, pol.RowLimit); err != nil {
+			return err
+		}
+		m.weekDone, m.dirty = weekEnd, true
+		r.expire(tx, tenant, resWeek, now-int64(pol.Retention.Seconds()))
 	}
 	return nil
 }
@@ -489,7 +581,7 @@ func (r *Rollup) nextMinute(tx Tx, tenant string, from int64) (int64, error) {
 // none.
 func (r *Rollup) merge(tx Tx, into bucketID, res byte, from, to int64, rowLimit int) error {
 	dst := &Bucket{}
-	if err := r.load(tx, dst, into.tenant, res, from, to); err != nil {
+	if err := r.load(tx, dst, into.tenant, res, from, to, false); err != nil {
 		return err
 	}
 	for id, b := range r.delta {
@@ -514,7 +606,12 @@ func (r *Rollup) merge(tx Tx, into bucketID, res byte, from, to int64, rowLimit 
 		}
 		delete(r.delta, into)
 	}
-	r.replace(tx, into, dst)
+	// Records of the bucket itself, if any, were merged by no one: drop
+	// them (a compacted bucket is not compacted again).
+	if err := r.load(tx, nil, into.tenant, into.res, into.start, into.start+1, true); err != nil {
+		return err
+	}
+	dst.dirty = 1<<numSecs - 1
 	return r.write(tx, into, dst, 0)
 }
 
@@ -526,6 +623,7 @@ func (r *Rollup) expire(tx Tx, tenant string, res byte, cutoff int64) {
 	}
 	for s := 0; s < numSecs; s++ {
 		tx.DeleteRange(r.keys.section(tenant, s, res, 0), r.keys.section(tenant, s, res, cutoff))
+		tx.DeleteRange(r.keys.sketchSection(tenant, s, res, 0), r.keys.sketchSection(tenant, s, res, cutoff))
 	}
 	for id := range r.delta {
 		if id.tenant == tenant && id.res == res && id.start < cutoff {
