@@ -1,10 +1,13 @@
 // Package report keeps web-reporting rollups and answers queries over them.
 //
 // A visitor shard counts each event into per-tenant time buckets of its own
-// partition (minute buckets, compacted into hours and then days once those
-// have closed) in the same Pebble batch as the event's other effects, so the
-// rollups are exactly once like the rest of its state. A query merges the
-// buckets of a tenant across all partitions. Unique visitors are
+// partition (minute buckets, compacted into hours, days and weeks once
+// those have closed) in the same Pebble batch as the event's other
+// effects, so the rollups are exactly once like the rest of its state. An
+// event's hit is first written to a hit log with the rest of its log
+// message, and folded into bucket records in batches (hitlog.go). A query
+// merges the buckets and the unfolded hits of a tenant across all
+// partitions. Unique visitors are
 // HyperLogLog sketches (github.com/axiomhq/hyperloglog), which merge
 // exactly across buckets and partitions.
 //

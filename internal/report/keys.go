@@ -19,9 +19,9 @@ import (
 // 'm', 'h', 'd' or 'w' and <start> the bucket's start, Unix seconds as eight
 // bytes big-endian, so that a section's buckets sort by time. A bucket is
 // the sum of its records: <seq> 0 holds what was consolidated (by a
-// compaction), and every log message that counted into the bucket since
-// adds a record of its own under its stream sequence, so that a message
-// writes only what it changed.
+// compaction), and every fold of the hit log that counted into the bucket
+// since adds a record of its own under its log message's sequence, so
+// that a fold writes only what it changed.
 type keys struct{ prefix string }
 
 func newKeys(p int) keys { return keys{prefix: "v/" + strconv.Itoa(p) + "/"} }
