@@ -24,16 +24,8 @@ const (
 // deadCmd inspects and replays the events that processors rejected (the
 // DEAD stream).
 func deadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("usage: contrail dead list|replay ...")
-	}
-	switch args[0] {
-	case "list":
-		return deadList(ctx, args[1:], stdout, stderr)
-	case "replay":
-		return deadReplay(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown dead command %q: want list or replay", args[0])
+	return dispatch(ctx, "dead", "usage: contrail dead list|replay ...",
+		[]subcommand{{"list", deadList}, {"replay", deadReplay}}, args, stdout, stderr)
 }
 
 // deadLine is a DEAD message as list prints it.

@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -94,6 +95,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// subcommand is one command of a group such as "contrail tenant".
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// dispatch runs the command of group that args[0] names, with the rest of
+// args; usage is the error without one.
+func dispatch(ctx context.Context, group, usage string, cmds []subcommand, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	names := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+		names = append(names, c.name)
+	}
+	return fmt.Errorf("unknown %s command %q: want %s", group, args[0], strings.Join(names, ", "))
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

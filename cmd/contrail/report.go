@@ -21,20 +21,9 @@ const reportUsage = "usage: contrail report summary|top|timeseries|goals --tenan
 
 // reportCmd prints a tenant's web reports, read with the admin token.
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(reportUsage)
-	}
-	switch args[0] {
-	case "summary":
-		return reportSummary(ctx, args[1:], stdout, stderr)
-	case "top":
-		return reportTop(ctx, args[1:], stdout, stderr)
-	case "timeseries":
-		return reportTimeseries(ctx, args[1:], stdout, stderr)
-	case "goals":
-		return reportGoals(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown report command %q: want summary, top, timeseries or goals", args[0])
+	return dispatch(ctx, "report", reportUsage, []subcommand{
+		{"summary", reportSummary}, {"top", reportTop}, {"timeseries", reportTimeseries}, {"goals", reportGoals},
+	}, args, stdout, stderr)
 }
 
 // reportFlags are the flags every report command takes.

@@ -17,22 +17,9 @@ import (
 )
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("usage: contrail tenant create|list|keys|limits|settings ...")
-	}
-	switch args[0] {
-	case "create":
-		return tenantCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return tenantList(ctx, args[1:], stdout, stderr)
-	case "keys":
-		return tenantKeys(ctx, args[1:], stdout, stderr)
-	case "settings":
-		return tenantSettings(ctx, args[1:], stdout, stderr)
-	case "limits":
-		return tenantLimits(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown tenant command %q: want create, list, keys, limits or settings", args[0])
+	return dispatch(ctx, "tenant", "usage: contrail tenant create|list|keys|limits|settings ...", []subcommand{
+		{"create", tenantCreate}, {"list", tenantList}, {"keys", tenantKeys}, {"settings", tenantSettings}, {"limits", tenantLimits},
+	}, args, stdout, stderr)
 }
 
 // parseInterspersed parses flags that may come before or after positional
