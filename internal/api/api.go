@@ -59,8 +59,13 @@ type Deps struct {
 	Reports ReportQuerier
 	// Keys finds the tenant of a report request by its API key; without
 	// it only the admin token reads reports.
-	Keys   TenantKeys
-	Logger *slog.Logger
+	Keys TenantKeys
+	// Leads and LeadWriter serve /api/v1/leads; when nil (processing is
+	// off) those endpoints answer 503. Lists creates list definitions.
+	Leads      LeadReader
+	LeadWriter LeadWriter
+	Lists      Lists
+	Logger     *slog.Logger
 }
 
 // PartitionStatus is one shard's progress: the last stream sequence it
@@ -113,6 +118,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /api/v1/dead", a.listDead)
 	h("POST /api/v1/dead/replay", a.replayDead)
 	a.registerReports(mux)
+	a.registerLeads(mux)
 	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))

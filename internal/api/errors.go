@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/lead"
 	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
@@ -32,6 +33,15 @@ const (
 	CodeUnsupportedFilter = "unsupported_filter"
 	// CodeUnavailable: the node does not serve reports (processing is off).
 	CodeUnavailable = "unavailable"
+	// CodeLeadNotFound: no lead has that id, email or userId (or it was
+	// erased).
+	CodeLeadNotFound = "lead_not_found"
+	// CodeListNotFound: the tenant has no list with that id or name.
+	CodeListNotFound = "list_not_found"
+	// CodeTooManyLeads: a bulk request names more leads than allowed.
+	CodeTooManyLeads = "too_many_leads"
+	// CodeInvalidCursor: a page cursor was not made by this API.
+	CodeInvalidCursor = "invalid_cursor"
 )
 
 var codeStatus = map[string]int{
@@ -46,6 +56,10 @@ var codeStatus = map[string]int{
 	CodeRangeTooLarge:     http.StatusBadRequest,
 	CodeUnsupportedFilter: http.StatusBadRequest,
 	CodeUnavailable:       http.StatusServiceUnavailable,
+	CodeLeadNotFound:      http.StatusNotFound,
+	CodeListNotFound:      http.StatusNotFound,
+	CodeTooManyLeads:      http.StatusBadRequest,
+	CodeInvalidCursor:     http.StatusBadRequest,
 }
 
 // Error is the JSON body of every error answer: {"error":{"code","message"}}.
@@ -71,8 +85,18 @@ func errorCode(err error) string {
 	switch {
 	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, tenant.ErrKeyNotFound), errors.Is(err, eventlog.ErrDeadNotFound):
 		return CodeNotFound
-	case errors.Is(err, tenant.ErrNameTaken):
+	case errors.Is(err, lead.ErrNotFound):
+		return CodeLeadNotFound
+	case errors.Is(err, tenant.ErrListNotFound):
+		return CodeListNotFound
+	case errors.Is(err, errTooMany):
+		return CodeTooManyLeads
+	case errors.Is(err, lead.ErrBadCursor):
+		return CodeInvalidCursor
+	case errors.Is(err, tenant.ErrNameTaken), errors.Is(err, tenant.ErrListExists), errors.Is(err, errConflict):
 		return CodeConflict
+	case errors.Is(err, tenant.ErrInvalidList):
+		return CodeInvalidRequest
 	case errors.Is(err, tenant.ErrInvalidName), errors.Is(err, errInvalid):
 		return CodeInvalidRequest
 	case errors.Is(err, eventlog.ErrNotReplayable):
@@ -108,4 +132,8 @@ var (
 	errRangeTooLarge = errors.New("range too large")
 	// errUnavailable: this node does not serve reports.
 	errUnavailable = errors.New("unavailable")
+	// errTooMany: a bulk request over its bound.
+	errTooMany = errors.New("too many leads")
+	// errConflict: the request contradicts the state (a lead merged elsewhere).
+	errConflict = errors.New("conflict")
 )

@@ -23,6 +23,7 @@ import (
 	"github.com/contrailhq/contrail/internal/config"
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/lead"
 	"github.com/contrailhq/contrail/internal/metrics"
 	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/shard"
@@ -52,7 +53,9 @@ type Node struct {
 	ready    atomic.Bool
 	state    *store.Store
 	shards   *shard.Runtime // nil when processing is off
-	geo      *enrich.Geo    // nil without a GeoIP database
+	// leadWriter puts the API's lead writes on LEADS.
+	leadWriter *lead.Writer
+	geo        *enrich.Geo // nil without a GeoIP database
 }
 
 // New builds a node: it opens the data directory and the log, creates the
@@ -178,12 +181,25 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 			}
 			n.shards.Add(eventlog.StreamEvents, "vis", p, proc)
 		}
+		lm := lead.NewMetrics(reg)
+		lcfg := lead.Config{Partitions: n.log.LeadPartitions(), EventPartitions: n.log.Partitions(), Tenants: n.cache}
+		for q := range n.log.LeadPartitions() {
+			proc, err := lead.New(lcfg, q, lm)
+			if err != nil {
+				return err
+			}
+			n.shards.Add(eventlog.StreamLeads, "lds", q, proc)
+		}
+		n.leadWriter = lead.NewWriter(procLog, n.shards, n.log.LeadPartitions())
 	}
 	mux := http.NewServeMux()
 	n.collect.Register(mux)
 	deps := api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Dead: n.log, Applied: n.cache, Status: n, Keys: n.cache, Logger: n.logger}
 	if n.state != nil {
 		deps.Reports = report.NewQuerier(n.state, n.log.Partitions(), n.reportPolicy)
+		deps.Leads = lead.NewReader(n.state, n.log.LeadPartitions())
+		deps.LeadWriter = n.leadWriter
+		deps.Lists = n.tenants
 	}
 	admin := api.New(deps)
 	admin.Register(mux)

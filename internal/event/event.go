@@ -18,10 +18,18 @@ const (
 	TypeIdentify
 	TypeAlias
 	TypeGroup
+	// TypeForm is a form fill posted to the collector's form endpoint:
+	// Name is the form id, Traits the submitted fields.
+	TypeForm
+	// TypeCommand is an instruction from the API or from another shard
+	// (patch a lead, change its score, link a visitor...): Event names it,
+	// Properties holds its arguments and Enrichment.LeadID its lead.
+	// Clients cannot send commands: ParseType does not accept the name.
+	TypeCommand
 	typeEnd
 )
 
-var typeNames = [...]string{"unknown", "track", "page", "screen", "identify", "alias", "group"}
+var typeNames = [...]string{"unknown", "track", "page", "screen", "identify", "alias", "group", "form", "command"}
 
 // String returns the Segment name of t ("track", "page", ...).
 func (t Type) String() string {
@@ -31,7 +39,8 @@ func (t Type) String() string {
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-// ParseType returns the Type for a Segment type name, or TypeUnknown.
+// ParseType returns the Type for a Segment type name, or TypeUnknown. The
+// internal types (form, command) are not Segment types and are unknown here.
 func ParseType(s string) Type {
 	switch s {
 	case "track":

@@ -229,18 +229,37 @@ func (l *Log) publish(ctx context.Context, msg *nats.Msg, stream string) (uint64
 // LastSeqOf returns the stream sequence of the last message on EVENTS
 // partition p (0 when it has none).
 func (l *Log) LastSeqOf(ctx context.Context, p int) (uint64, error) {
-	s, err := l.js.Stream(ctx, StreamEvents)
+	return l.LastSeqOfStream(ctx, StreamEvents, p)
+}
+
+// LastSeqOfStream returns the stream sequence of the last message on
+// partition p of stream (EVENTS or LEADS; 0 when it has none).
+func (l *Log) LastSeqOfStream(ctx context.Context, stream string, p int) (uint64, error) {
+	s, err := l.js.Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("looking up stream %s: %w", StreamEvents, err)
+		return 0, fmt.Errorf("looking up stream %s: %w", stream, err)
 	}
-	m, err := s.GetLastMsgForSubject(ctx, EventsSubject(p))
+	subject := PrefixOf(stream) + strconv.Itoa(p)
+	m, err := s.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("reading last message of %s: %w", EventsSubject(p), err)
+		return 0, fmt.Errorf("reading last message of %s: %w", subject, err)
 	}
 	return m.Sequence, nil
+}
+
+// PrefixOf returns the subject prefix of a partitioned stream's
+// partitions ("ev." for EVENTS, "ld." for LEADS), "" for another stream.
+func PrefixOf(stream string) string {
+	switch stream {
+	case StreamEvents:
+		return EventsPrefix
+	case StreamLeads:
+		return LeadsPrefix
+	}
+	return ""
 }
 
 // Ready checks that the log answers: the connection is up and EVENTS exists.

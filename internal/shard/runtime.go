@@ -124,7 +124,37 @@ type Status struct {
 // LastSeqer reports the last stream sequence of a partition;
 // *eventlog.Log implements it.
 type LastSeqer interface {
-	LastSeqOf(ctx context.Context, partition int) (uint64, error)
+	LastSeqOfStream(ctx context.Context, stream string, partition int) (uint64, error)
+}
+
+// ErrNoShard means this node runs no shard for a stream's partition.
+var ErrNoShard = errors.New("no such shard on this node")
+
+// WaitApplied returns once the shard of stream's partition has committed
+// seq (or a later message), or when ctx ends. The API uses it to answer a
+// write it put on the log once its effects are readable.
+func (r *Runtime) WaitApplied(ctx context.Context, stream string, partition int, seq uint64) error {
+	var s *shard
+	for _, x := range r.shards {
+		if x.stream == stream && x.partition == partition {
+			s = x
+			break
+		}
+	}
+	if s == nil {
+		return fmt.Errorf("waiting for %s partition %d: %w", stream, partition, ErrNoShard)
+	}
+	for {
+		ch := s.wait()
+		if s.position.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s partition %d to apply seq %d: %w", stream, partition, seq, ctx.Err())
+		}
+	}
 }
 
 // Status reports every shard's position and lag. With last, Last is read
@@ -139,7 +169,7 @@ func (r *Runtime) Status(ctx context.Context, last LastSeqer) ([]Status, error) 
 			st.Lag = s.pending.Load()
 		}
 		if last != nil {
-			l, err := last.LastSeqOf(ctx, s.partition)
+			l, err := last.LastSeqOfStream(ctx, s.stream, s.partition)
 			if err != nil {
 				return nil, fmt.Errorf("reading last sequence of partition %d: %w", s.partition, err)
 			}
@@ -159,6 +189,7 @@ type shardMetrics struct {
 	processed    *prometheus.CounterVec   // stream, tenant
 	dead         *prometheus.CounterVec   // stream, tenant
 	restarts     *prometheus.CounterVec   // stream
+	duplicates   *prometheus.CounterVec   // stream
 	outputs      *prometheus.CounterVec   // stream
 	position     *prometheus.GaugeVec     // stream, partition
 	lag          *prometheus.GaugeVec     // stream, partition
@@ -176,6 +207,9 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 		}, []string{"stream", "tenant"}),
 		outputs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "contrail_shard_outputs_published_total", Help: "Output messages published by shards before their commit, by input stream.",
+		}, []string{"stream"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "contrail_shard_duplicate_outputs_total", Help: "Output messages of another shard dropped as already applied (at or below the upstream's high-water mark).",
 		}, []string{"stream"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "contrail_shard_restarts_total", Help: "Shards restarted after a log or store error.",
@@ -195,6 +229,6 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 			Buckets: metrics.LatencyBuckets,
 		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.processed, m.dead, m.outputs, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
+	reg.MustRegister(m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
 	return m
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
@@ -36,9 +39,10 @@ type Resetter interface {
 	Reset()
 }
 
-// Source reads one partition in order; *eventlog.Log implements it.
+// Source reads one partition of a stream in order; *eventlog.Log
+// implements it.
 type Source interface {
-	Read(ctx context.Context, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
+	ReadStream(ctx context.Context, stream, prefix string, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
 }
 
 // Publisher stores outputs; *eventlog.Log implements it.
@@ -65,6 +69,30 @@ type shard struct {
 	position atomic.Uint64 // last applied stream sequence
 	pending  atomic.Uint64 // messages after the last delivered one
 	last     atomic.Uint64 // highest sequence delivered
+
+	mu      sync.Mutex
+	applied chan struct{} // closed and replaced at each commit
+}
+
+// advance records that seq is applied and wakes the waiters.
+func (s *shard) advance(seq uint64) {
+	s.position.Store(seq)
+	s.mu.Lock()
+	if s.applied != nil {
+		close(s.applied)
+		s.applied = nil
+	}
+	s.mu.Unlock()
+}
+
+// wait returns a channel closed at the next commit.
+func (s *shard) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.applied == nil {
+		s.applied = make(chan struct{})
+	}
+	return s.applied
 }
 
 // run processes the partition from the stored position until ctx ends or
@@ -80,7 +108,8 @@ func (s *shard) run(ctx context.Context) error {
 	}
 	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}, msg: map[string]entry{}}
 	out := &outbox{}
-	return s.rt.deps.Source.Read(ctx, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {
+	prefix := eventlog.PrefixOf(s.stream)
+	return s.rt.deps.Source.ReadStream(ctx, s.stream, prefix, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {
 		s.pending.Store(m.Pending)
 		s.last.Store(m.Seq)
 		if m.Seq <= s.position.Load() {
@@ -106,6 +135,21 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	var dead []Output
 	var lastReceived time.Time
 	idx := 0
+	// An output of another shard already applied (a replay upstream, past
+	// JetStream's dedup window) is dropped whole; the high-water mark
+	// commits with the message's effects.
+	tx.reset(m.Seq, 0)
+	if IsOutputID(m.MsgID) {
+		dup, err := tx.Duplicate(m.MsgID)
+		if err != nil {
+			return err
+		}
+		if dup {
+			s.rt.metrics.duplicates.WithLabelValues(s.stream).Inc()
+			return s.commit(tx, batch, m, start, time.Time{})
+		}
+		tx.apply()
+	}
 	err := event.EachEvent(m.Data, func(e *event.Event) error {
 		tx.reset(m.Seq, idx)
 		idx++
@@ -161,6 +205,11 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		}
 		tx.apply()
 	}
+	return s.commit(tx, batch, m, start, lastReceived)
+}
+
+// commit writes the message's state and its position in one batch.
+func (s *shard) commit(tx *Tx, batch *pebble.Batch, m eventlog.Message, start, lastReceived time.Time) error {
 	if err := tx.flush(); err != nil {
 		return err
 	}
@@ -170,7 +219,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	if err := s.rt.deps.Store.Commit(batch); err != nil {
 		return err
 	}
-	s.position.Store(m.Seq)
+	s.advance(m.Seq)
 	p := strconv.Itoa(s.partition)
 	s.rt.metrics.position.WithLabelValues(s.stream, p).Set(float64(m.Seq))
 	s.rt.metrics.lag.WithLabelValues(s.stream, p).Set(float64(m.Pending))

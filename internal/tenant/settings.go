@@ -51,6 +51,11 @@ type Settings struct {
 	ReportMinuteRetention Duration `json:"report_minute_retention,omitempty"`
 	ReportHourRetention   Duration `json:"report_hour_retention,omitempty"`
 	ReportRetention       Duration `json:"report_retention,omitempty"`
+	// LeadActivityLimit bounds the activities kept per known lead (10000);
+	// LeadActivityRetention drops those older than this, counted back from
+	// the lead's last activity (365d).
+	LeadActivityLimit     int      `json:"lead_activity_limit,omitempty"`
+	LeadActivityRetention Duration `json:"lead_activity_retention,omitempty"`
 }
 
 // Goal is a conversion the web reports count: a page view whose path
@@ -95,6 +100,9 @@ func DefaultSettings() Settings {
 		ReportMinuteRetention: Duration(48 * time.Hour),
 		ReportHourRetention:   Duration(90 * 24 * time.Hour),
 		ReportRetention:       Duration(730 * 24 * time.Hour),
+
+		LeadActivityLimit:     10000,
+		LeadActivityRetention: Duration(365 * 24 * time.Hour),
 	}
 }
 
@@ -130,6 +138,12 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.ReportRetention == 0 {
 		s.ReportRetention = d.ReportRetention
+	}
+	if s.LeadActivityLimit == 0 {
+		s.LeadActivityLimit = d.LeadActivityLimit
+	}
+	if s.LeadActivityRetention == 0 {
+		s.LeadActivityRetention = d.LeadActivityRetention
 	}
 	return s
 }
@@ -167,6 +181,12 @@ func (s Settings) Validate() error {
 		if _, err := time.LoadLocation(s.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone %q: not an IANA time zone", s.Timezone))
 		}
+	}
+	if s.LeadActivityLimit < 0 || s.LeadActivityLimit > 100000 {
+		errs = append(errs, fmt.Errorf("lead_activity_limit %d: between 1 and 100000", s.LeadActivityLimit))
+	}
+	if s.LeadActivityRetention != 0 && (s.LeadActivityRetention < Duration(24*time.Hour) || s.LeadActivityRetention > Duration(10*366*24*time.Hour)) {
+		errs = append(errs, fmt.Errorf("lead_activity_retention %s: between 1d and 3660d", s.LeadActivityRetention))
 	}
 	errs = append(errs, validateReportRetention(s)...)
 	errs = append(errs, validateGoals(s.Goals)...)

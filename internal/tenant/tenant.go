@@ -95,6 +95,8 @@ type Tenant struct {
 	Limits    Limits    `json:"limits"`
 	Settings  Settings  `json:"settings"`
 	Keys      []Key     `json:"keys"`
+	// Lists are the tenant's static lists of leads.
+	Lists []List `json:"lists,omitempty"`
 	// Revision is the KV revision this copy was read or written at; a
 	// Cache that has applied Revision serves this copy or a newer one.
 	Revision uint64 `json:"-"`

@@ -13,6 +13,8 @@ type Metrics struct {
 	backfilled  *prometheus.CounterVec // tenant
 	forwarded   *prometheus.CounterVec // tenant
 	expired     *prometheus.CounterVec // tenant
+	erased      *prometheus.CounterVec // tenant
+	suppressed  *prometheus.CounterVec // tenant
 	stateErrors *prometheus.CounterVec // tenant, reason
 }
 
@@ -33,6 +35,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		backfilled: c("backfilled_events_total", "Anonymous history events handed to LEADS on promotion, by tenant."),
 		forwarded:  c("forwarded_aliases_total", "Alias calls forwarded to the partition of their previousId, by tenant."),
 		expired:    c("expired_visitors_total", "Visitor states dropped after the tenant's retention without activity, by tenant."),
+		erased:     c("erased_visitors_total", "Visitors erased with their lead (state and history dropped, later events suppressed), by tenant."),
+		suppressed: c("suppressed_events_total", "Events of erased visitors dropped, by tenant."),
 	}
 	m.stateErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "contrail_visitor_state_errors_total", Help: "Unreadable visitor records (reset) or history entries (skipped), by tenant and reason.",
@@ -48,7 +52,7 @@ func (m *Metrics) Duplicates(tenant string) prometheus.Counter {
 
 // tenantMetrics are one tenant's counters, looked up once per shard.
 type tenantMetrics struct {
-	duplicates, sessions, bots, promotions, relinks, leadEvents, backfilled, forwarded, expired prometheus.Counter
+	duplicates, sessions, bots, promotions, relinks, leadEvents, backfilled, forwarded, expired, erased, suppressed prometheus.Counter
 }
 
 func (m *Metrics) forTenant(t string) *tenantMetrics {
@@ -57,6 +61,6 @@ func (m *Metrics) forTenant(t string) *tenantMetrics {
 		bots: m.bots.WithLabelValues(t), promotions: m.promotions.WithLabelValues(t),
 		relinks: m.relinks.WithLabelValues(t), leadEvents: m.leadEvents.WithLabelValues(t),
 		backfilled: m.backfilled.WithLabelValues(t), forwarded: m.forwarded.WithLabelValues(t),
-		expired: m.expired.WithLabelValues(t),
+		expired: m.expired.WithLabelValues(t), erased: m.erased.WithLabelValues(t), suppressed: m.suppressed.WithLabelValues(t),
 	}
 }

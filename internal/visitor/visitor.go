@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
@@ -126,28 +128,26 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 		ts.duplicates.Inc()
 		return nil
 	}
+	if e.Type == event.TypeCommand {
+		return p.command(tx, e, set, ts)
+	}
 	p.enrichEvent(e)
 	if e.Enrichment.Bot {
 		ts.bots.Inc()
 	}
 
 	visitor := e.VisitorKey()
-	p.keyBuf = p.keys.state(p.keyBuf, e.Tenant, visitor)
-	stKey := p.keyBuf
-	v, err := p.loadState(tx, stKey)
+	stKey, v, s, err := p.state(tx, e.Tenant, visitor)
 	if err != nil {
 		return err
 	}
-	var s state
-	if v != nil {
-		if err := decodeState(v, &s); err != nil {
-			// Unreadable state must not block the visitor forever: start
-			// afresh (its history, if any, is orphaned until retention).
-			p.metrics.stateErrors.WithLabelValues(e.Tenant, "corrupt_state_reset").Inc()
-			s = state{}
-		}
-	}
 	prevDay := s.lastSeen / 86400
+	if s.lead == erasedLead {
+		// An erased person's device: nothing of it is kept or counted.
+		ts.suppressed.Inc()
+		p.states.put(string(stKey), p.saveState(tx, e, stKey, v != nil, prevDay, &s))
+		return nil
+	}
 
 	if err := p.identify(tx, e, &s, visitor, set, ts); err != nil {
 		return err
@@ -165,22 +165,19 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 		e.Enrichment.LeadID = s.lead
 		tx.EmitEvent(p.leadsSubject(e.Tenant, s.lead), e)
 		ts.leadEvents.Inc()
+	case e.Type == event.TypeForm:
+		// A form fill by email from an anonymous visitor: the email's
+		// lead shard resolves the lead and links this visitor back.
+		email := event.NormalizeEmail(gjson.GetBytes(e.Traits, "email").String())
+		if email == "" {
+			return errFormIdentity
+		}
+		tx.EmitEvent(eventlog.LeadsSubject(event.EmailPartition(e.Tenant, email, p.cfg.LeadPartitions)), e)
+		ts.leadEvents.Inc()
 	case !e.Enrichment.Bot && (e.Type == event.TypePage || e.Type == event.TypeScreen || e.Type == event.TypeTrack):
 		p.remember(tx, e, &s, visitor, set)
 	}
-
-	// Expiry index: one entry per visitor, under the day it was last seen.
-	if recv := e.ReceivedAt.Unix(); recv > s.lastSeen {
-		s.lastSeen = recv
-	}
-	if newDay := s.lastSeen / 86400; v == nil || newDay != prevDay {
-		if v != nil {
-			tx.Delete(p.keys.expiry(e.Tenant, prevDay, visitor))
-		}
-		tx.Set(p.keys.expiry(e.Tenant, newDay, visitor), nil)
-	}
-	enc := appendState(nil, &s)
-	tx.Set(stKey, enc)
+	enc := p.saveState(tx, e, stKey, v != nil, prevDay, &s)
 
 	if err := p.count(tx, e.Tenant); err != nil {
 		return err
@@ -193,6 +190,46 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 	}
 	p.states.put(string(stKey), enc)
 	return nil
+}
+
+// state reads a visitor's record: its key, the stored bytes (nil for a
+// new visitor) and the decoded state.
+func (p *Processor) state(tx *shard.Tx, tenantID, visitor string) ([]byte, []byte, state, error) {
+	p.keyBuf = p.keys.state(p.keyBuf, tenantID, visitor)
+	stKey := p.keyBuf
+	var s state
+	v, err := p.loadState(tx, stKey)
+	if err != nil {
+		return nil, nil, s, err
+	}
+	if v != nil {
+		if err := decodeState(v, &s); err != nil {
+			// Unreadable state must not block the visitor forever: start
+			// afresh (its history, if any, is orphaned until retention).
+			p.metrics.stateErrors.WithLabelValues(tenantID, "corrupt_state_reset").Inc()
+			s = state{}
+		}
+	}
+	return stKey, v, s, nil
+}
+
+// saveState writes a visitor's record after event e and keeps the expiry
+// index, one entry per visitor under the day it was last seen. It returns
+// the encoded record.
+func (p *Processor) saveState(tx *shard.Tx, e *event.Event, stKey []byte, existed bool, prevDay int64, s *state) []byte {
+	visitor := e.VisitorKey()
+	if recv := e.ReceivedAt.Unix(); recv > s.lastSeen {
+		s.lastSeen = recv
+	}
+	if newDay := s.lastSeen / 86400; !existed || newDay != prevDay {
+		if existed {
+			tx.Delete(p.keys.expiry(e.Tenant, prevDay, visitor))
+		}
+		tx.Set(p.keys.expiry(e.Tenant, newDay, visitor), nil)
+	}
+	enc := appendState(nil, s)
+	tx.Set(stKey, enc)
+	return enc
 }
 
 // Reset drops what the processor caches of its state; the shard calls it

@@ -1,0 +1,259 @@
+package lead
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+// addActivity writes an activity to the lead's timeline, keyed by its
+// time and its input's place in the log, and trims the timeline.
+func (p *Processor) addActivity(tx *shard.Tx, tenantID string, r *record, a Activity, set tenant.Settings) {
+	a.ID = ""
+	b, err := json.Marshal(&a)
+	if err != nil {
+		panic(fmt.Sprintf("lead: encoding an activity cannot fail: %v", err))
+	}
+	tx.Set(p.keys.activity(tenantID, r.ID, a.Time, tx.Seq, tx.Index, p.sub), b)
+	p.sub++
+	r.Activities++
+	if t := a.Time.UnixMicro(); r.Oldest == 0 || t < r.Oldest {
+		r.Oldest = t
+	}
+	p.metrics.activities.WithLabelValues(tenantID, a.Type).Inc()
+	p.trim(tx, tenantID, r, set)
+}
+
+// trim drops the oldest activities beyond the tenant's limit (once it is
+// a tenth over, so the work is done in batches) and those older than the
+// retention before the lead's last activity. Only committed activities
+// are visited; the message's own are newer or wait for the next trim.
+func (p *Processor) trim(tx *shard.Tx, tenantID string, r *record, set tenant.Settings) {
+	limit := set.LeadActivityLimit
+	cutoff := r.LastSeen - set.LeadActivityRetention.D().Microseconds()
+	if r.Activities <= limit+limit/10 && (r.Oldest == 0 || r.Oldest >= cutoff) {
+		return
+	}
+	prefix := p.keys.activities(tenantID, r.ID)
+	oldest := int64(0)
+	_ = tx.Scan(prefix, prefixEnd(prefix), func(key, _ []byte) bool {
+		t := int64(binary.BigEndian.Uint64(key[len(prefix):]))
+		if r.Activities > limit || t < cutoff {
+			tx.Delete(key)
+			r.Activities--
+			return true
+		}
+		oldest = t
+		return false
+	})
+	tx.ScanPending(prefix, prefixEnd(prefix), func(key []byte) {
+		if t := int64(binary.BigEndian.Uint64(key[len(prefix):])); oldest == 0 || t < oldest {
+			oldest = t
+		}
+	})
+	r.Oldest = oldest
+}
+
+// field is one member of a JSON object.
+type field struct {
+	name  string
+	value json.RawMessage
+}
+
+// objectFields returns the members of a JSON object in their order; an
+// empty or null document has none.
+func objectFields(raw json.RawMessage) ([]field, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if !gjson.ValidBytes(raw) {
+		return nil, fmt.Errorf("invalid JSON")
+	}
+	res := gjson.ParseBytes(raw)
+	if !res.IsObject() {
+		return nil, fmt.Errorf("want a JSON object")
+	}
+	var out []field
+	res.ForEach(func(k, v gjson.Result) bool {
+		out = append(out, field{name: k.String(), value: json.RawMessage(v.Raw)})
+		return true
+	})
+	return out, nil
+}
+
+// emailOf reads a JSON string holding an email, normalized; "" otherwise.
+func emailOf(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return NormalizeEmail(s)
+}
+
+// resolveForm handles a form fill that names no lead: it reached the
+// partition that indexes its email. The email resolves to its lead (a new
+// one when nobody has it), the fill goes to that lead, and the visitor
+// that sent it is linked to the lead in its visitor shard.
+func (p *Processor) resolveForm(tx *shard.Tx, e *event.Event) error {
+	email := NormalizeEmail(gjson.GetBytes(e.Traits, "email").String())
+	if email == "" {
+		return fmt.Errorf("form fill %s without a userId or a valid email", e.MessageID)
+	}
+	if EmailPartition(e.Tenant, email, p.cfg.Partitions) != p.partition {
+		tx.EmitEvent(eventlog.LeadsSubject(EmailPartition(e.Tenant, email, p.cfg.Partitions)), e)
+		return nil
+	}
+	key := p.keys.email(e.Tenant, email)
+	v, err := tx.Get(key)
+	if err != nil {
+		return err
+	}
+	lead := string(v)
+	if lead == "" {
+		lead = EmailLeadID(e.Tenant, email)
+		tx.Set(key, []byte(lead))
+	}
+	fwd := *e
+	fwd.Enrichment.LeadID = lead
+	if e.AnonymousID != "" {
+		p.emit(tx, eventlog.EventsSubject(event.Partition(e.Tenant, e.AnonymousID, p.cfg.EventPartitions)), e.Tenant, lead, CmdLink, struct{}{}, e.AnonymousID)
+	}
+	if p.owns(e.Tenant, lead) {
+		return p.activity(tx, &fwd, lead, 0)
+	}
+	tx.EmitEvent(Subject(e.Tenant, lead, p.cfg.Partitions), &fwd)
+	return nil
+}
+
+// command applies a command from the API or another shard.
+func (p *Processor) command(tx *shard.Tx, e *event.Event) error {
+	p.metrics.commands.WithLabelValues(e.Tenant, e.Event).Inc()
+	switch e.Event {
+	case cmdIndexSet, cmdIndexUnset:
+		var x indexEntry
+		if err := json.Unmarshal(e.Properties, &x); err != nil {
+			return fmt.Errorf("reading %s: %w", e.Event, err)
+		}
+		p.applyIndex(tx, e.Tenant, e.Event, x)
+		return nil
+	}
+	lead := e.Enrichment.LeadID
+	if lead == "" {
+		return fmt.Errorf("%s command: %w", e.Event, ErrNoLead)
+	}
+	if !p.owns(e.Tenant, lead) {
+		return fmt.Errorf("%s command for lead %s reached partition %d", e.Event, lead, p.partition)
+	}
+	r, err := p.load(tx, e.Tenant, lead)
+	if err != nil {
+		return err
+	}
+	switch {
+	case e.Event == cmdAbsorb:
+		return p.absorb(tx, e, r)
+	case e.Event == CmdMerge && r != nil && r.MergedInto != "":
+		return nil // merged already: a merge is idempotent
+	}
+	if r == nil || r.tombstone() {
+		// The API checked the lead; it was erased or merged since.
+		p.metrics.dropped.WithLabelValues(e.Tenant, "no_lead").Inc()
+		return nil
+	}
+	r = r.clone()
+	set := p.settings(e.Tenant)
+	switch e.Event {
+	case CmdPatch:
+		var x Patch
+		if err := json.Unmarshal(e.Properties, &x); err != nil {
+			return fmt.Errorf("reading patch: %w", err)
+		}
+		p.patch(tx, e, r, x, set)
+	case CmdScore:
+		var x ScoreChange
+		if err := json.Unmarshal(e.Properties, &x); err != nil {
+			return fmt.Errorf("reading score change: %w", err)
+		}
+		r.Score += x.Change
+		score := r.Score
+		p.addActivity(tx, e.Tenant, r, Activity{Type: ActChangeScore, Time: e.Timestamp.UTC(), Change: x.Change, Score: &score, Source: "api"}, set)
+	case CmdListAdd, CmdListRemove:
+		var x ListChange
+		if err := json.Unmarshal(e.Properties, &x); err != nil {
+			return fmt.Errorf("reading list change: %w", err)
+		}
+		p.changeList(tx, e.Tenant, r, x.List, e.Event == CmdListAdd, e.Timestamp, "api", set)
+	case CmdMerge:
+		var x MergeInto
+		if err := json.Unmarshal(e.Properties, &x); err != nil {
+			return fmt.Errorf("reading merge: %w", err)
+		}
+		return p.merge(tx, e, r, x)
+	case CmdErase:
+		return p.erase(tx, e, r)
+	default:
+		return fmt.Errorf("unknown lead command %q", e.Event)
+	}
+	p.save(tx, e.Tenant, r)
+	return nil
+}
+
+// patch sets fields and flags; each change is an activity.
+func (p *Processor) patch(tx *shard.Tx, e *event.Event, r *record, x Patch, set tenant.Settings) {
+	t := e.Timestamp.UnixMicro()
+	change := func(name string, old, v json.RawMessage) {
+		p.addActivity(tx, e.Tenant, r, Activity{Type: ActChangeField, Time: e.Timestamp.UTC(), Field: name, Old: old, New: v, Source: "api"}, set)
+	}
+	for _, name := range sortedKeys(x.Traits) {
+		v := x.Traits[name]
+		if old, changed := r.setTrait(name, v, t); changed {
+			change(name, old, v)
+			if name == "email" {
+				p.setEmail(tx, e.Tenant, r, emailOf(v))
+			}
+		}
+	}
+	if x.Email != nil {
+		v, _ := json.Marshal(*x.Email)
+		if old, changed := r.setTrait("email", v, t); changed {
+			change("email", old, v)
+		}
+		p.setEmail(tx, e.Tenant, r, NormalizeEmail(*x.Email))
+	}
+	flag := func(name string, cur *bool, v *bool) {
+		if v == nil || *v == *cur {
+			return
+		}
+		old, _ := json.Marshal(*cur)
+		*cur = *v
+		nv, _ := json.Marshal(*v)
+		change(name, old, nv)
+	}
+	flag("unsubscribed", &r.Unsubscribed, x.Unsubscribed)
+	flag("do_not_contact", &r.DoNotContact, x.DoNotContact)
+}
+
+// changeList adds the lead to a list or removes it; a change is an
+// activity and updates the list's member index.
+func (p *Processor) changeList(tx *shard.Tx, tenantID string, r *record, list string, add bool, at time.Time, source string, set tenant.Settings) {
+	if !r.setList(list, add) {
+		return
+	}
+	typ := ActRemoveList
+	if add {
+		typ = ActAddToList
+		tx.Set(p.keys.member(tenantID, list, r.ID), nil)
+	} else {
+		tx.Delete(p.keys.member(tenantID, list, r.ID))
+	}
+	p.addActivity(tx, tenantID, r, Activity{Type: typ, Time: at.UTC(), List: list, Source: source}, set)
+}
+
+func leadsSubject(q int) string { return eventlog.LeadsSubject(q) }

@@ -1,0 +1,204 @@
+package lead
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/shard"
+)
+
+// absorbPart bounds the activities carried by one absorb message, so a
+// message stays far below the log's size limit.
+const absorbPart = 200
+
+// auditRecord is what the audit log keeps of a merge or an erasure.
+type auditRecord struct {
+	Action string `json:"action"`
+	Lead   string `json:"lead"`
+	Winner string `json:"winner,omitempty"`
+	By     string `json:"by,omitempty"`
+	Time   int64  `json:"time"`
+}
+
+func (p *Processor) audit(tx *shard.Tx, e *event.Event, a auditRecord) {
+	a.Time = e.Timestamp.UnixMicro()
+	b, _ := json.Marshal(a)
+	tx.Set(p.keys.audit(e.Tenant, tx.Seq, tx.Index), b)
+}
+
+// timeline returns the lead's stored activities in key order, with the
+// key suffix of each: committed ones and those the message wrote so far.
+func (p *Processor) timeline(tx *shard.Tx, tenantID, lead string) ([]Activity, [][]byte, error) {
+	prefix := p.keys.activities(tenantID, lead)
+	type item struct {
+		suffix []byte
+		value  []byte
+	}
+	var items []item
+	seen := map[string]bool{}
+	err := tx.Scan(prefix, prefixEnd(prefix), func(key, value []byte) bool {
+		items = append(items, item{suffix: bytes.Clone(key[len(prefix):]), value: bytes.Clone(value)})
+		seen[string(key)] = true
+		return true
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var pending [][]byte
+	tx.ScanPending(prefix, prefixEnd(prefix), func(key []byte) {
+		if !seen[string(key)] {
+			pending = append(pending, bytes.Clone(key))
+		}
+	})
+	for _, key := range pending {
+		v, err := tx.Get(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		items = append(items, item{suffix: key[len(prefix):], value: v})
+	}
+	sort.Slice(items, func(i, j int) bool { return bytes.Compare(items[i].suffix, items[j].suffix) < 0 })
+	acts := make([]Activity, 0, len(items))
+	suffixes := make([][]byte, 0, len(items))
+	for _, it := range items {
+		var a Activity
+		if err := json.Unmarshal(it.value, &a); err != nil {
+			continue // an unreadable entry is not carried over
+		}
+		acts = append(acts, a)
+		suffixes = append(suffixes, it.suffix)
+	}
+	return acts, suffixes, nil
+}
+
+// merge folds the loser (r, this partition's) into the winner: its
+// profile and timeline travel to the winner's shard in absorb messages,
+// and it becomes a tombstone that sends its later inputs on to the winner.
+func (p *Processor) merge(tx *shard.Tx, e *event.Event, r *record, x MergeInto) error {
+	if x.Winner == "" || x.Winner == r.ID {
+		p.metrics.dropped.WithLabelValues(e.Tenant, "merge_invalid").Inc()
+		return nil
+	}
+	acts, _, err := p.timeline(tx, e.Tenant, r.ID)
+	if err != nil {
+		return err
+	}
+	subject := Subject(e.Tenant, x.Winner, p.cfg.Partitions)
+	profile := r.clone()
+	profile.Activities, profile.Oldest = 0, 0
+	for i := 0; i == 0 || i < len(acts); i += absorbPart {
+		part := absorb{Loser: r.ID, Activities: acts[i:min(i+absorbPart, len(acts))], Final: i+absorbPart >= len(acts)}
+		if i == 0 {
+			part.Profile = profile
+		}
+		c, err := Command(e.Tenant, x.Winner, cmdAbsorb, part, e.MessageID+"#absorb"+fmt.Sprint(i), e.Timestamp)
+		if err != nil {
+			return err
+		}
+		tx.Emit(shard.Output{Subject: subject, Data: event.EncodeBatch([]event.Event{c})})
+	}
+	prefix := p.keys.activities(e.Tenant, r.ID)
+	tx.DeleteRange(prefix, prefixEnd(prefix))
+	for _, l := range r.Lists {
+		tx.Delete(p.keys.member(e.Tenant, l, r.ID))
+	}
+	if r.Email != "" {
+		p.index(tx, e.Tenant, cmdIndexSet, r.Email, x.Winner)
+	}
+	p.audit(tx, e, auditRecord{Action: "merge", Lead: r.ID, Winner: x.Winner, By: x.By})
+	p.save(tx, e.Tenant, &record{ID: r.ID, UserID: r.UserID, MergedInto: x.Winner})
+	return nil
+}
+
+// absorb takes one part of a merged lead into the winner r.
+func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
+	var x absorb
+	if err := json.Unmarshal(e.Properties, &x); err != nil {
+		return fmt.Errorf("reading absorb: %w", err)
+	}
+	switch {
+	case r == nil || r.Erased != 0:
+		p.metrics.dropped.WithLabelValues(e.Tenant, "merge_winner_gone").Inc()
+		return nil
+	case r.MergedInto != "":
+		// The winner was itself merged meanwhile: pass it on.
+		fwd := *e
+		fwd.Enrichment.LeadID = r.MergedInto
+		tx.EmitEvent(Subject(e.Tenant, r.MergedInto, p.cfg.Partitions), &fwd)
+		return nil
+	}
+	r = r.clone()
+	set := p.settings(e.Tenant)
+	if l := x.Profile; l != nil {
+		for _, name := range sortedKeys(l.Traits) {
+			tr := l.Traits[name]
+			if old, changed := r.setTrait(name, tr.V, tr.T); changed {
+				p.addActivity(tx, e.Tenant, r, Activity{Type: ActChangeField, Time: e.Timestamp.UTC(), Field: name, Old: old, New: tr.V, Source: "merge", Lead: x.Loser}, set)
+			}
+		}
+		for _, list := range l.Lists {
+			p.changeList(tx, e.Tenant, r, list, true, e.Timestamp, "merge", set)
+		}
+		for _, v := range l.Visitors {
+			r.addVisitor(v)
+		}
+		if l.FirstSeen != 0 {
+			r.seen(l.FirstSeen)
+		}
+		if l.LastSeen != 0 {
+			r.seen(l.LastSeen)
+		}
+		if r.Email == "" && l.Email != "" {
+			p.setEmail(tx, e.Tenant, r, l.Email)
+		}
+		if !slices.Contains(r.MergedFrom, x.Loser) {
+			r.MergedFrom = append(r.MergedFrom, x.Loser)
+		}
+		r.Unsubscribed = r.Unsubscribed || l.Unsubscribed
+		r.DoNotContact = r.DoNotContact || l.DoNotContact
+	}
+	for _, a := range x.Activities {
+		p.addActivity(tx, e.Tenant, r, a, set)
+	}
+	if x.Final {
+		p.addActivity(tx, e.Tenant, r, Activity{Type: ActMergeLead, Time: e.Timestamp.UTC(), Lead: x.Loser, Source: "api"}, set)
+	}
+	p.save(tx, e.Tenant, r)
+	return nil
+}
+
+// erase removes everything about the lead: profile, timeline, list
+// memberships, its email in the index, and the state and history of every
+// device linked to it (in their visitor shards). A tombstone without
+// personal data stays, so later inputs for the lead are dropped.
+func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
+	prefix := p.keys.activities(e.Tenant, r.ID)
+	tx.DeleteRange(prefix, prefixEnd(prefix))
+	for _, l := range r.Lists {
+		tx.Delete(p.keys.member(e.Tenant, l, r.ID))
+	}
+	if r.Email != "" {
+		p.index(tx, e.Tenant, cmdIndexUnset, r.Email, r.ID)
+	}
+	for _, v := range r.Visitors {
+		subject := eventlog.EventsSubject(event.Partition(e.Tenant, v, p.cfg.EventPartitions))
+		p.emit(tx, subject, e.Tenant, r.ID, CmdEraseVisitor, struct{}{}, v)
+	}
+	p.audit(tx, e, auditRecord{Action: "erase", Lead: r.ID})
+	p.save(tx, e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
