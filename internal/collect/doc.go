@@ -1,5 +1,6 @@
 // Package collect is the HTTP collector: the Segment-compatible Tracking API,
-// the browser short paths, the pixel and the beacon.
+// the browser short paths, the pixel, the beacon and the form endpoint, which
+// stores a web form's post as one event of type form (form.go).
 //
 // A request is authenticated by write key, read within the tenant's size
 // limits, decoded and validated event by event, admitted against the tenant's

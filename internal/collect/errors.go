@@ -23,6 +23,17 @@ const (
 	CodeShuttingDown        Code = "shutting_down"
 )
 
+// Form codes: a form fill (POST /v1/form/{formId}) is refused with the
+// status of the code, and nothing is stored.
+const (
+	CodeInvalidFormID          Code = "invalid_form_id"
+	CodeInvalidForm            Code = "invalid_form"
+	CodeUnsupportedContentType Code = "unsupported_content_type"
+	CodeMissingIdentity        Code = "missing_identity"
+	CodeInvalidEmail           Code = "invalid_email"
+	CodeInvalidRedirect        Code = "invalid_redirect"
+)
+
 // Event-level codes: the event is rejected, the rest of the request goes on.
 // A single-event endpoint answers event_too_large with 413; every other
 // event-level code is reported in the per-event results of a 200.
@@ -56,6 +67,13 @@ var status = map[Code]int{
 	CodeQuotaExceeded:       http.StatusTooManyRequests,
 	CodeUnavailable:         http.StatusServiceUnavailable,
 	CodeShuttingDown:        http.StatusServiceUnavailable,
+
+	CodeInvalidFormID:          http.StatusBadRequest,
+	CodeInvalidForm:            http.StatusBadRequest,
+	CodeUnsupportedContentType: http.StatusUnsupportedMediaType,
+	CodeMissingIdentity:        http.StatusBadRequest,
+	CodeInvalidEmail:           http.StatusBadRequest,
+	CodeInvalidRedirect:        http.StatusBadRequest,
 }
 
 // reqError is a request-level refusal.

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/tidwall/sjson"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/event"
@@ -36,6 +36,7 @@ const (
 	kindBatch              // {"batch":[...]}
 	kindBeacon             // a batch or a single event with its own type
 	kindPixel              // GET with query parameters, answers a GIF
+	kindForm               // a web form's post, answered for a browser (form.go)
 )
 
 type endpoint struct {
@@ -61,6 +62,7 @@ func (c *Collector) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/beacon", c.handler(endpoint{name: "beacon", kind: kindBeacon}))
 	mux.Handle("GET /v1/pixel/track", c.handler(endpoint{name: "pixel", kind: kindPixel, typ: event.TypeTrack}))
 	mux.Handle("GET /v1/pixel/page", c.handler(endpoint{name: "pixel", kind: kindPixel, typ: event.TypePage}))
+	mux.Handle("POST /v1/form/{formId}", c.handler(endpoint{name: "form", kind: kindForm, typ: event.TypeForm}))
 	mux.HandleFunc("OPTIONS /v1/", func(w http.ResponseWriter, r *http.Request) {
 		cors(w, r)
 		w.Header().Set("Access-Control-Max-Age", "86400")
@@ -109,7 +111,12 @@ func (c *Collector) handler(ep endpoint) http.Handler {
 		req := &request{ep: ep, receivedAt: start.UTC().Truncate(time.Microsecond), peerIP: c.clientIP(r)}
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
-		status := c.serve(w, r, req, buf)
+		var status int
+		if ep.kind == kindForm {
+			status = c.serveForm(w, r, req, buf)
+		} else {
+			status = c.serve(w, r, req, buf)
+		}
 		if buf.Cap() <= 4<<20 {
 			bufPool.Put(buf)
 		}
@@ -121,15 +128,7 @@ func (c *Collector) handler(ep endpoint) http.Handler {
 // serve handles one request and returns the status it answered.
 func (c *Collector) serve(w http.ResponseWriter, r *http.Request, req *request, buf *bytes.Buffer) int {
 	if e := c.process(r, req, buf); e != nil {
-		tenantID := "unknown"
-		if req.tenant != nil {
-			tenantID = req.tenant.ID
-		}
-		c.metrics.refusedRequests.WithLabelValues(tenantID, string(e.code)).Inc()
-		if req.accepted > 0 && req.tenant != nil { // valid events refused with the request
-			c.metrics.rejectedEvents.WithLabelValues(tenantID, string(e.code)).Add(float64(req.accepted))
-		}
-		return writeError(w, e)
+		return c.refused(w, req, e)
 	}
 	if req.ep.kind == kindPixel && req.accepted == len(req.results) {
 		w.Header().Set("Content-Type", "image/gif")
@@ -144,14 +143,23 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request, req *request, 
 	return http.StatusOK
 }
 
+// refused counts a refused request and answers it with e.
+func (c *Collector) refused(w http.ResponseWriter, req *request, e *reqError) int {
+	tenantID := "unknown"
+	if req.tenant != nil {
+		tenantID = req.tenant.ID
+	}
+	c.metrics.refusedRequests.WithLabelValues(tenantID, string(e.code)).Inc()
+	if req.accepted > 0 && req.tenant != nil { // valid events refused with the request
+		c.metrics.rejectedEvents.WithLabelValues(tenantID, string(e.code)).Add(float64(req.accepted))
+	}
+	return writeError(w, e)
+}
+
 // process authenticates, reads, decodes, admits and stores the request's events.
 func (c *Collector) process(r *http.Request, req *request, buf *bytes.Buffer) *reqError {
-	if key, _, ok := r.BasicAuth(); ok && key != "" {
-		t, found := c.deps.Tenants.ByWriteKey(key)
-		if !found {
-			return refuse(CodeInvalidWriteKey, "unknown write key")
-		}
-		req.tenant = t
+	if e := c.authBasic(r, req); e != nil {
+		return e
 	}
 	var raws []string
 	var defaults *batchDefaults
@@ -313,6 +321,21 @@ func batchObject(name string, v gjson.Result) (string, *reqError) {
 		return "", nil
 	}
 	return "", refuse(CodeInvalidBatch, "batch "+name+" must be an object")
+}
+
+// authBasic authenticates by the write key sent as the HTTP Basic auth user,
+// when there is one; without it, the body or the query may bring the key.
+func (c *Collector) authBasic(r *http.Request, req *request) *reqError {
+	key, _, ok := r.BasicAuth()
+	if !ok || key == "" {
+		return nil
+	}
+	t, found := c.deps.Tenants.ByWriteKey(key)
+	if !found {
+		return refuse(CodeInvalidWriteKey, "unknown write key")
+	}
+	req.tenant = t
+	return nil
 }
 
 // authBody authenticates by a write key found in the body or query, and

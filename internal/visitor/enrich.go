@@ -78,8 +78,9 @@ func (p *Processor) enrichEvent(e *event.Event) {
 		ua := p.ua.Parse(pi.userAgent)
 		x.Browser, x.OS, x.Device = ua.Browser, ua.OS, ua.Device
 		// The bot list describes browsers; a server SDK's user agent is
-		// the server's own, so it says nothing about the person.
-		x.Bot = ua.Bot && enrich.IsBrowserLibrary(pi.library)
+		// the server's own, so it says nothing about the person. A form
+		// post comes straight from the browser.
+		x.Bot = ua.Bot && (e.Type == event.TypeForm || enrich.IsBrowserLibrary(pi.library))
 		if ua.Bot && !x.Bot {
 			x.Device = enrich.DeviceOther
 		}
