@@ -3,8 +3,11 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -315,4 +318,68 @@ func TestLeadAPIBadInput(t *testing.T) {
 	require.Empty(t, got.Lists)
 	require.NotContains(t, got.Traits, "email")
 	require.False(t, got.Email != "")
+}
+
+// TestFormFillPromotes posts a plain HTML form (no JavaScript) after some
+// anonymous browsing: the lead is created from the form's email, the
+// visitor is promoted, and its history is on the lead's timeline.
+func TestFormFillPromotes(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Log.Partitions, c.Log.LeadPartitions = 4, 4 })
+	_, wk, ak := createTenant(t, n, "acme")
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	var pages []any
+	for i, path := range []string{"/", "/pricing", "/contact"} {
+		pages = append(pages, map[string]any{"type": "page", "anonymousId": "anon-f", "timestamp": base.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
+			"properties": map[string]any{"path": path}})
+	}
+	send(t, n, collectReq{basicKey: wk, body: batchBody(t, nil, pages...)})
+
+	form := url.Values{"writeKey": {wk}, "email": {" Bea@Acme.test "}, "company": {"Acme"}, "_redirect": {"/thanks"}}
+	req, err := http.NewRequest(http.MethodPost, n.URL+"/v1/form/contact-us", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Referer", "https://acme.test/contact")
+	req.AddCookie(&http.Cookie{Name: "ajs_anonymous_id", Value: "%22anon-f%22"})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "https://acme.test/thanks", resp.Header.Get("Location"))
+
+	l := waitLead(t, n, ak, "email=bea@acme.test", func(l leadView) bool { return len(l.Visitors) == 1 })
+	require.JSONEq(t, `"Acme"`, string(l.Traits["company"]))
+	require.Equal(t, []string{"anon-f"}, l.Visitors)
+	// The back-fill arrives after the link: wait for the three visits.
+	var acts activityPage
+	require.Eventually(t, func() bool {
+		apiDo(t, n, ak, http.MethodGet, "/api/v1/leads/"+l.ID+"/activities?type=visit_page,fill_form", nil, &acts)
+		return len(acts.Activities) == 4
+	}, 10*time.Second, 10*time.Millisecond)
+	var got []string
+	for _, a := range acts.Activities {
+		got = append(got, fmt.Sprintf("%s %s %s %v", a.Type, a.Page, a.Event, a.Backfill))
+	}
+	require.Equal(t, []string{"fill_form /contact contact-us false", "visit_page /contact  true", "visit_page /pricing  true", "visit_page /  true"}, got)
+
+	// The promoted visitor's next page goes to the lead live.
+	send(t, n, collectReq{basicKey: wk, body: batchBody(t, nil, map[string]any{"type": "page", "anonymousId": "anon-f", "properties": map[string]any{"path": "/after"}})})
+	require.Eventually(t, func() bool {
+		apiDo(t, n, ak, http.MethodGet, "/api/v1/leads/"+l.ID+"/activities?type=visit_page&limit=1", nil, &acts)
+		return len(acts.Activities) == 1 && acts.Activities[0].Page == "/after" && !acts.Activities[0].Backfill
+	}, 10*time.Second, 10*time.Millisecond)
+
+	// A second fill with the same email from another device reaches the
+	// same lead; a post without an identifying field is refused.
+	resp, err = http.Post(n.URL+"/v1/form/contact-us?writeKey="+wk, "application/json", strings.NewReader(`{"email":"bea@acme.test","anonymousId":"anon-g"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	waitLead(t, n, ak, "email=bea@acme.test", func(l2 leadView) bool { return l2.ID == l.ID && len(l2.Visitors) == 2 })
+	resp, err = http.Post(n.URL+"/v1/form/contact-us?writeKey="+wk, "application/json", strings.NewReader(`{"company":"Acme"}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, string(b), "missing_identity")
 }
