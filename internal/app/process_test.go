@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contrailhq/contrail/internal/api"
+	"github.com/contrailhq/contrail/internal/shard"
 	"github.com/contrailhq/contrail/internal/config"
 )
 
@@ -47,7 +48,14 @@ func TestVisitorShardsProcessOnceAndDedup(t *testing.T) {
 	n := startNode(t, nil)
 	id, wk, _ := createTenant(t, n, "proc")
 	sts := statusOf(t, n)
-	require.Len(t, sts, n.Cfg.Log.Partitions, "one visitor shard per partition")
+	require.Len(t, sts, n.Cfg.Log.Partitions+n.Cfg.Log.LeadPartitions, "one visitor shard per EVENTS partition, one lead shard per LEADS partition")
+	for i, st := range sts {
+		if i < n.Cfg.Log.Partitions {
+			require.Equal(t, shard.Status{Stream: "EVENTS", Partition: i}, shard.Status(st))
+		} else {
+			require.Equal(t, shard.Status{Stream: "LEADS", Partition: i - n.Cfg.Log.Partitions}, shard.Status(st))
+		}
+	}
 
 	const visitors, per = 20, 10
 	for v := range visitors {
