@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/contrailhq/contrail/internal/config"
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/lead"
 	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/shard"
 	"github.com/contrailhq/contrail/internal/store"
@@ -59,7 +61,12 @@ func waitProcessed(t *testing.T, url, token string) {
 // visitor processors, without interruption, and requires the node's
 // visitor state and LEADS outputs to be the same: nothing was lost or
 // applied twice across the kills.
-func checkProcessing(t *testing.T, dataDir, tenantID string) {
+//
+// It then replays the node's LEADS log, each message id once (what the lead
+// shards' high-water marks do), through fresh lead processors, and
+// requires every lead's profile and timeline to be the node's. It returns
+// the score of lead scored.
+func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -112,7 +119,7 @@ func checkProcessing(t *testing.T, dataDir, tenantID string) {
 	require.Empty(t, firstFew(diff), "%d visitor state keys differ from an uninterrupted run", len(diff))
 	checkReports(t, ctx, tenantID, def.Log.Partitions, ref, got)
 
-	// LEADS holds exactly the outputs of the uninterrupted run: each id
+	// LEADS holds exactly the visitor outputs of the uninterrupted run: each id
 	// once (JetStream dedup) or repeated with the same data (a replay
 	// after the dedup window, which the lead shard's high-water mark
 	// drops), nothing else.
@@ -123,11 +130,15 @@ func checkProcessing(t *testing.T, dataDir, tenantID string) {
 	if last > 0 {
 		errDone := fmt.Errorf("done")
 		err = l.ReadStream(ctx, eventlog.StreamLeads, eventlog.LeadsPrefix, -1, eventlog.Start{}, func(msg eventlog.Message) error {
-			leadMsgs++
-			if prev, ok := gotOut[msg.MsgID]; ok && !bytes.Equal(prev, msg.Data) {
-				return fmt.Errorf("LEADS message %s stored twice with different data", msg.MsgID)
+			// The API's writes and the lead shards' own outputs are
+			// checked below, by the lead state they make.
+			if strings.HasPrefix(msg.MsgID, "vis.") {
+				leadMsgs++
+				if prev, ok := gotOut[msg.MsgID]; ok && !bytes.Equal(prev, msg.Data) {
+					return fmt.Errorf("LEADS message %s stored twice with different data", msg.MsgID)
+				}
+				gotOut[msg.MsgID] = msg.Data
 			}
-			gotOut[msg.MsgID] = msg.Data
 			if msg.Seq >= last {
 				return errDone
 			}
@@ -148,6 +159,98 @@ func checkProcessing(t *testing.T, dataDir, tenantID string) {
 	require.Empty(t, firstFew(leadDiff), "%d LEADS outputs differ from an uninterrupted run", len(leadDiff))
 	t.Logf("processing: %d EVENTS messages replayed; %d visitor state keys equal; %d LEADS messages (%d distinct) equal",
 		messages, len(wantKV), leadMsgs, len(gotOut))
+
+	lprocs := make([]*lead.Processor, def.Log.LeadPartitions)
+	lm := lead.NewMetrics(prometheus.NewRegistry())
+	for q := range lprocs {
+		lprocs[q], err = lead.New(lead.Config{Partitions: def.Log.LeadPartitions, EventPartitions: def.Log.Partitions}, q, lm)
+		require.NoError(t, err)
+	}
+	require.Positive(t, last, "the load makes LEADS messages")
+	applied := map[string]bool{}
+	errDone := fmt.Errorf("done")
+	err = l.ReadStream(ctx, eventlog.StreamLeads, eventlog.LeadsPrefix, -1, eventlog.Start{}, func(msg eventlog.Message) error {
+		if !applied[msg.MsgID] {
+			applied[msg.MsgID] = true
+			evs, err := event.DecodeBatch(msg.Data)
+			if err != nil {
+				return err
+			}
+			if _, _, err := shard.ApplyLocal(ctx, ref, eventlog.StreamLeads, msg.Partition, msg.Seq, lprocs[msg.Partition], evs); err != nil {
+				return err
+			}
+		}
+		if msg.Seq >= last {
+			return errDone
+		}
+		return nil
+	})
+	if err != errDone {
+		require.NoError(t, err)
+	}
+	gotLeads, wantLeadKV := dumpState(t, got, "l/"), dumpState(t, ref, "l/")
+	require.NotEmpty(t, wantLeadKV)
+	diff = diffKV(wantLeadKV, gotLeads)
+	require.Empty(t, firstFew(diff), "%d lead state keys (profiles, timelines) differ from an uninterrupted run", len(diff))
+	rd := lead.NewReader(got, def.Log.LeadPartitions)
+	ld, err := rd.Get(ctx, tenantID, scored)
+	require.NoError(t, err)
+	t.Logf("leads: %d LEADS messages replayed; %d lead state keys equal", len(applied), len(wantLeadKV))
+	return ld.Score
+}
+
+// dumpState returns the keys and values of st under prefix.
+func dumpState(t *testing.T, st *store.Store, prefix string) map[string][]byte {
+	upper := []byte(prefix)
+	upper[len(upper)-1]++
+	it, err := st.NewIter([]byte(prefix), upper)
+	require.NoError(t, err)
+	out := map[string][]byte{}
+	for it.First(); it.Valid(); it.Next() {
+		out[string(it.Key())] = bytes.Clone(it.Value())
+	}
+	require.NoError(t, it.Close())
+	return out
+}
+
+// scoreWorker adds 1 to a lead's score through the API until the load
+// stops, counting the answers: 200 applied, 202 stored (applied later),
+// and the requests whose fate is unknown (cut by a kill).
+type scoreWorker struct {
+	client                     *http.Client
+	token, tenant, lead        string
+	applied, accepted, unknown atomic.Int64
+}
+
+func (s *scoreWorker) work(ctx context.Context, l *crashLoader) {
+	for ctx.Err() == nil && !l.stopping.Load() {
+		time.Sleep(20 * time.Millisecond)
+		url := l.url.Load().(string) + "/api/v1/leads/" + s.lead + "/score?tenant=" + s.tenant
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"change":1}`))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		resp, err := s.client.Do(req)
+		if err != nil {
+			s.unknown.Add(1)
+			select {
+			case <-l.upC():
+			case <-ctx.Done():
+			}
+			continue
+		}
+		_ = resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			s.applied.Add(1)
+		case http.StatusAccepted:
+			s.accepted.Add(1)
+		case http.StatusNotFound: // the lead is not created yet
+		default:
+			s.unknown.Add(1)
+		}
+	}
 }
 
 // diffKV lists the keys missing from got, extra in it, or with other

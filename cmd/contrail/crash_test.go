@@ -107,6 +107,9 @@ func crashTest(t *testing.T, bin, durability string, kills int, load time.Durati
 	for w := range workers {
 		wg.Go(func() { l.work(ctx, w) })
 	}
+	// API writes go through LEADS too: one worker adds to a lead's score.
+	scores := &scoreWorker{client: l.client, token: strings.TrimSpace(string(tok)), tenant: tenantID, lead: event.LeadID(tenantID, "user-0")}
+	wg.Go(func() { scores.work(ctx, l) })
 	// Stop the load before the deferred cleanups kill the process.
 	defer func() {
 		stopLoad()
@@ -160,7 +163,13 @@ func crashTest(t *testing.T, bin, durability string, kills int, load time.Durati
 	p.terminate()
 
 	st := readCrashLog(t, dataDir, tenantID)
-	checkProcessing(t, dataDir, tenantID)
+	score := checkProcessing(t, dataDir, tenantID, scores.lead)
+	t.Logf("score of %s: %d; score requests applied=%d stored-not-yet-applied=%d unknown=%d",
+		scores.lead, score, scores.applied.Load(), scores.accepted.Load(), scores.unknown.Load())
+	acked := scores.applied.Load() + scores.accepted.Load()
+	require.Positive(t, acked, "score requests were acknowledged")
+	require.GreaterOrEqual(t, score, acked, "every acknowledged score change is applied")
+	require.LessOrEqual(t, score, acked+scores.unknown.Load(), "no score change is applied twice")
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 

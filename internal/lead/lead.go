@@ -117,13 +117,13 @@ func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) err
 // shared with the cache: clone it before changing it.
 func (p *Processor) load(tx *shard.Tx, tenantID, lead string) (*record, error) {
 	key := p.keys.profile(tenantID, lead)
-	if r, ok := p.cache[string(key)]; ok {
-		return r, nil
-	}
-	for i := len(p.saved) - 1; i >= 0; i-- {
+	for i := len(p.saved) - 1; i >= 0; i-- { // this event's own writes first
 		if p.saved[i].key == string(key) {
 			return p.saved[i].rec, nil
 		}
+	}
+	if r, ok := p.cache[string(key)]; ok {
+		return r, nil
 	}
 	v, err := tx.Get(key)
 	if err != nil || v == nil {
@@ -178,15 +178,14 @@ func (p *Processor) activity(tx *shard.Tx, e *event.Event, lead string, hops int
 	if r == nil {
 		r = &record{ID: lead}
 		p.metrics.created.WithLabelValues(e.Tenant).Inc()
-		if !e.Enrichment.Backfill {
-			r.Created = e.ReceivedAt.UnixMicro()
-		}
-		p.addActivity(tx, e.Tenant, r, Activity{Type: ActCreateLead, Time: e.Timestamp.UTC(), Visitor: e.AnonymousID, Source: e.Type.String()}, set)
 	} else {
 		r = r.clone()
 	}
 	if r.Created == 0 && !e.Enrichment.Backfill {
+		// The lead is created by the input that made it known (the
+		// back-fill of its anonymous past comes first, with older times).
 		r.Created = e.ReceivedAt.UnixMicro()
+		p.addActivity(tx, e.Tenant, r, Activity{Type: ActCreateLead, Time: e.Timestamp.UTC(), Visitor: e.AnonymousID, Source: e.Type.String()}, set)
 	}
 	t := e.Timestamp.UnixMicro()
 	r.seen(t)
