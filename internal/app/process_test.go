@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/contrailhq/contrail/internal/api"
-	"github.com/contrailhq/contrail/internal/shard"
 	"github.com/contrailhq/contrail/internal/config"
+	"github.com/contrailhq/contrail/internal/shard"
 )
 
 func statusOf(t testing.TB, n *testNode) []api.PartitionStatus {
