@@ -65,21 +65,7 @@ func (a *API) registerLeads(mux *http.ServeMux) {
 // leads wraps a lead handler: it resolves the tenant and checks that this
 // node serves leads.
 func (a *API) leads(next func(w http.ResponseWriter, r *http.Request, t *tenant.Tenant)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		t, err := a.reportTenant(r)
-		if err != nil {
-			if errors.Is(err, errUnauthorized) {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="contrail"`)
-			}
-			a.fail(w, err)
-			return
-		}
-		if a.deps.Leads == nil || a.deps.LeadWriter == nil {
-			a.fail(w, fmt.Errorf("%w: this node does not process events, so it serves no leads", errUnavailable))
-			return
-		}
-		next(w, r, t)
-	}
+	return a.tenantScoped(a.deps.Leads != nil && a.deps.LeadWriter != nil, "leads", next)
 }
 
 // LeadPage is a page of leads.

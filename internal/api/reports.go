@@ -62,6 +62,20 @@ type reportRequest struct {
 // reports wraps a report handler: it resolves the tenant, then checks that
 // this node serves reports, then reads from and to.
 func (a *API) reports(next func(w http.ResponseWriter, r *http.Request, req reportRequest)) http.HandlerFunc {
+	return a.tenantScoped(a.deps.Reports != nil, "reports", func(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) {
+		q := r.URL.Query()
+		rng, err := parseRange(q)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		next(w, r, reportRequest{tenant: t, rng: rng, query: q})
+	})
+}
+
+// tenantScoped wraps a handler of a tenant's data: it resolves the tenant
+// (see reportTenant), then checks that this node serves what (served).
+func (a *API) tenantScoped(served bool, what string, next func(w http.ResponseWriter, r *http.Request, t *tenant.Tenant)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t, err := a.reportTenant(r)
 		if err != nil {
@@ -71,17 +85,11 @@ func (a *API) reports(next func(w http.ResponseWriter, r *http.Request, req repo
 			a.fail(w, err)
 			return
 		}
-		if a.deps.Reports == nil {
-			a.fail(w, fmt.Errorf("%w: this node does not process events, so it serves no reports", errUnavailable))
+		if !served {
+			a.fail(w, fmt.Errorf("%w: this node does not process events, so it serves no %s", errUnavailable, what))
 			return
 		}
-		q := r.URL.Query()
-		rng, err := parseRange(q)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		next(w, r, reportRequest{tenant: t, rng: rng, query: q})
+		next(w, r, t)
 	}
 }
 

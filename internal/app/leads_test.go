@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,29 +42,6 @@ type activityView struct {
 type activityPage struct {
 	Activities []activityView `json:"activities"`
 	NextCursor string         `json:"next_cursor"`
-}
-
-// apiDo sends a request with a tenant API key and decodes the JSON answer.
-func apiDo(t testing.TB, n *testNode, key, method, path string, body any, out any) (int, []byte) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, n.URL+path, r)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := httpClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	if out != nil && resp.StatusCode < 300 {
-		require.NoError(t, json.Unmarshal(b, out), "decoding %s %s: %s", method, path, b)
-	}
-	return resp.StatusCode, b
 }
 
 // waitLead polls until the lead query answers.

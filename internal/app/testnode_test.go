@@ -144,6 +144,15 @@ var httpClient = &http.Client{
 // JSON answer into out (if not nil). It returns the status.
 func adminDo(t testing.TB, n *testNode, method, path string, body any, out any) int {
 	t.Helper()
+	st, _ := apiDo(t, n, n.Token, method, path, body, out)
+	return st
+}
+
+// apiDo sends a JSON request with a bearer key (a tenant's API key or the
+// admin token), decodes a 2xx JSON answer into out (if not nil), and
+// returns the status and the body.
+func apiDo(t testing.TB, n *testNode, key, method, path string, body any, out any) (int, []byte) {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -152,7 +161,7 @@ func adminDo(t testing.TB, n *testNode, method, path string, body any, out any) 
 	}
 	req, err := http.NewRequest(method, n.URL+path, r)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+n.Token)
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := httpClient.Do(req)
 	require.NoError(t, err)
@@ -162,7 +171,7 @@ func adminDo(t testing.TB, n *testNode, method, path string, body any, out any) 
 	if out != nil && resp.StatusCode < 300 {
 		require.NoError(t, json.Unmarshal(b, out), "decoding %s %s: %s", method, path, b)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, b
 }
 
 // createTenant creates a tenant through the admin API and returns its id,

@@ -121,15 +121,15 @@ func (p *Processor) resolveForm(tx *shard.Tx, e *event.Event) error {
 		lead = EmailLeadID(e.Tenant, email)
 		tx.Set(key, []byte(lead))
 	}
-	fwd := *e
-	fwd.Enrichment.LeadID = lead
 	if e.AnonymousID != "" {
 		p.emit(tx, eventlog.EventsSubject(event.Partition(e.Tenant, e.AnonymousID, p.cfg.EventPartitions)), e.Tenant, lead, CmdLink, struct{}{}, e.AnonymousID)
 	}
 	if p.owns(e.Tenant, lead) {
+		fwd := *e
+		fwd.Enrichment.LeadID = lead
 		return p.activity(tx, &fwd, lead, 0)
 	}
-	tx.EmitEvent(Subject(e.Tenant, lead, p.cfg.Partitions), &fwd)
+	p.forward(tx, e, lead)
 	return nil
 }
 

@@ -169,9 +169,7 @@ func (p *Processor) activity(tx *shard.Tx, e *event.Event, lead string, hops int
 		if p.owns(e.Tenant, r.MergedInto) {
 			return p.activity(tx, e, r.MergedInto, hops+1)
 		}
-		fwd := *e
-		fwd.Enrichment.LeadID = r.MergedInto
-		tx.EmitEvent(Subject(e.Tenant, r.MergedInto, p.cfg.Partitions), &fwd)
+		p.forward(tx, e, r.MergedInto)
 		return nil
 	}
 	set := p.settings(e.Tenant)
@@ -286,4 +284,11 @@ func (p *Processor) emit(tx *shard.Tx, subject, tenantID, lead, name string, arg
 	}
 	c.AnonymousID = visitor
 	tx.EmitEvent(subject, &c)
+}
+
+// forward sends an input on to another lead's shard, as that lead's.
+func (p *Processor) forward(tx *shard.Tx, e *event.Event, lead string) {
+	fwd := *e
+	fwd.Enrichment.LeadID = lead
+	tx.EmitEvent(Subject(e.Tenant, lead, p.cfg.Partitions), &fwd)
 }

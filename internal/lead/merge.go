@@ -102,14 +102,8 @@ func (p *Processor) merge(tx *shard.Tx, e *event.Event, r *record, x MergeInto) 
 		}
 		tx.Emit(shard.Output{Subject: subject, Data: event.EncodeBatch([]event.Event{c})})
 	}
-	prefix := p.keys.activities(e.Tenant, r.ID)
-	tx.DeleteRange(prefix, prefixEnd(prefix))
-	for _, l := range r.Lists {
-		tx.Delete(p.keys.member(e.Tenant, l, r.ID))
-	}
-	if r.Email != "" {
-		p.index(tx, e.Tenant, cmdIndexSet, r.Email, x.Winner)
-	}
+	// The loser's email finds the winner from now on.
+	p.clear(tx, e.Tenant, r, cmdIndexSet, x.Winner)
 	p.audit(tx, e, auditRecord{Action: "merge", Lead: r.ID, Winner: x.Winner, By: x.By})
 	p.save(tx, e.Tenant, &record{ID: r.ID, UserID: r.UserID, MergedInto: x.Winner})
 	return nil
@@ -126,10 +120,7 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 		p.metrics.dropped.WithLabelValues(e.Tenant, "merge_winner_gone").Inc()
 		return nil
 	case r.MergedInto != "":
-		// The winner was itself merged meanwhile: pass it on.
-		fwd := *e
-		fwd.Enrichment.LeadID = r.MergedInto
-		tx.EmitEvent(Subject(e.Tenant, r.MergedInto, p.cfg.Partitions), &fwd)
+		p.forward(tx, e, r.MergedInto) // the winner was itself merged meanwhile
 		return nil
 	}
 	r = r.clone()
@@ -177,14 +168,7 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 // device linked to it (in their visitor shards). A tombstone without
 // personal data stays, so later inputs for the lead are dropped.
 func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
-	prefix := p.keys.activities(e.Tenant, r.ID)
-	tx.DeleteRange(prefix, prefixEnd(prefix))
-	for _, l := range r.Lists {
-		tx.Delete(p.keys.member(e.Tenant, l, r.ID))
-	}
-	if r.Email != "" {
-		p.index(tx, e.Tenant, cmdIndexUnset, r.Email, r.ID)
-	}
+	p.clear(tx, e.Tenant, r, cmdIndexUnset, r.ID)
 	for _, v := range r.Visitors {
 		subject := eventlog.EventsSubject(event.Partition(e.Tenant, v, p.cfg.EventPartitions))
 		p.emit(tx, subject, e.Tenant, r.ID, CmdEraseVisitor, struct{}{}, v)
@@ -192,6 +176,19 @@ func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
 	p.audit(tx, e, auditRecord{Action: "erase", Lead: r.ID})
 	p.save(tx, e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
 	return nil
+}
+
+// clear deletes a lead's timeline and list memberships, and sends its
+// email's index entry the command (to point it elsewhere or drop it).
+func (p *Processor) clear(tx *shard.Tx, tenantID string, r *record, indexCmd, indexLead string) {
+	prefix := p.keys.activities(tenantID, r.ID)
+	tx.DeleteRange(prefix, prefixEnd(prefix))
+	for _, l := range r.Lists {
+		tx.Delete(p.keys.member(tenantID, l, r.ID))
+	}
+	if r.Email != "" {
+		p.index(tx, tenantID, indexCmd, r.Email, indexLead)
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
