@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/contrailhq/contrail/internal/event"
@@ -87,6 +88,10 @@ type StatusReporter interface {
 // API is the admin HTTP API and the tenants' report API.
 type API struct {
 	deps Deps
+	// mergeMu serializes lead merges, from the check of both leads to the
+	// loser's shard applying the merge: two merges in opposite directions
+	// cannot both pass their checks on this node.
+	mergeMu sync.Mutex
 }
 
 // New returns the API; mount it with Register.

@@ -328,6 +328,8 @@ func (a *API) mergeLeads(w http.ResponseWriter, r *http.Request, t *tenant.Tenan
 		return
 	}
 	ctx := r.Context()
+	a.mergeMu.Lock()
+	defer a.mergeMu.Unlock()
 	winner, err := a.deps.Leads.Get(ctx, t.ID, req.Winner)
 	if err != nil {
 		a.fail(w, err)

@@ -1,9 +1,11 @@
 package lead
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -34,8 +36,9 @@ func (p *Processor) addActivity(tx *shard.Tx, tenantID string, r *record, a Acti
 
 // trim drops the oldest activities beyond the tenant's limit (once it is
 // a tenth over, so the work is done in batches) and those older than the
-// retention before the lead's last activity. Only committed activities
-// are visited; the message's own are newer or wait for the next trim.
+// retention before the lead's last activity. It sees every activity of the
+// lead, committed or written by the message so far: a back-fill or a merge
+// brings older ones than the lead's own.
 func (p *Processor) trim(tx *shard.Tx, tenantID string, r *record, set tenant.Settings) {
 	limit := set.LeadActivityLimit
 	cutoff := r.LastSeen - set.LeadActivityRetention.D().Microseconds()
@@ -43,23 +46,50 @@ func (p *Processor) trim(tx *shard.Tx, tenantID string, r *record, set tenant.Se
 		return
 	}
 	prefix := p.keys.activities(tenantID, r.ID)
-	oldest := int64(0)
-	_ = tx.Scan(prefix, prefixEnd(prefix), func(key, _ []byte) bool {
+	keys, err := p.activityKeys(tx, prefix)
+	if err != nil {
+		return // a read error: the next activity tries again
+	}
+	r.Activities, r.Oldest = len(keys), 0
+	for _, key := range keys {
 		t := int64(binary.BigEndian.Uint64(key[len(prefix):]))
 		if r.Activities > limit || t < cutoff {
 			tx.Delete(key)
 			r.Activities--
-			return true
+			continue
 		}
-		oldest = t
-		return false
+		r.Oldest = t
+		break
+	}
+}
+
+// activityKeys returns the keys of the activities under prefix, in order:
+// the committed ones this message has not deleted, and those it wrote.
+func (p *Processor) activityKeys(tx *shard.Tx, prefix []byte) ([][]byte, error) {
+	var keys [][]byte
+	err := tx.Scan(prefix, prefixEnd(prefix), func(key, _ []byte) bool {
+		keys = append(keys, bytes.Clone(key))
+		return true
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Scan shows the current event's own deletions; drop them.
+	live := keys[:0]
+	for _, k := range keys {
+		if v, err := tx.Get(k); err == nil && v != nil {
+			live = append(live, k)
+		}
+	}
+	keys = live
+	seen := len(keys)
 	tx.ScanPending(prefix, prefixEnd(prefix), func(key []byte) {
-		if t := int64(binary.BigEndian.Uint64(key[len(prefix):])); oldest == 0 || t < oldest {
-			oldest = t
+		if _, found := slices.BinarySearchFunc(keys[:seen], key, bytes.Compare); !found {
+			keys = append(keys, bytes.Clone(key))
 		}
 	})
-	r.Oldest = oldest
+	slices.SortFunc(keys, bytes.Compare)
+	return keys, nil
 }
 
 // field is one member of a JSON object.
@@ -161,6 +191,10 @@ func (p *Processor) command(tx *shard.Tx, e *event.Event) error {
 		return p.absorb(tx, e, r)
 	case e.Event == CmdMerge && r != nil && r.MergedInto != "":
 		return nil // merged already: a merge is idempotent
+	case e.Event == CmdErase && r != nil && r.MergedInto != "":
+		// A merged lead's tombstone, erased with its winner.
+		p.save(tx, e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
+		return nil
 	}
 	if r == nil || r.tombstone() {
 		// The API checked the lead; it was erased or merged since.

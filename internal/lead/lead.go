@@ -187,7 +187,7 @@ func (p *Processor) activity(tx *shard.Tx, e *event.Event, lead string, hops int
 	}
 	t := e.Timestamp.UnixMicro()
 	r.seen(t)
-	r.addVisitor(e.AnonymousID)
+	r.addVisitor(e.VisitorKey()) // the userId, for server-side calls without a device id
 	if e.UserID != "" && r.UserID == "" {
 		r.UserID = e.UserID
 	}

@@ -109,6 +109,19 @@ func (p *Processor) merge(tx *shard.Tx, e *event.Event, r *record, x MergeInto) 
 	return nil
 }
 
+// revives reports whether the tombstone r takes an absorb from loser
+// instead of passing it on. Two merges in opposite directions applied at
+// once (the API serializes merges, so only concurrent API nodes can do
+// that) leave two tombstones pointing at each other: the one with the
+// smaller id comes back as the winner, takes both timelines, and the
+// other keeps pointing at it.
+func (p *Processor) revives(r *record, loser string) bool {
+	if r.MergedInto != loser && loser != r.ID {
+		return false
+	}
+	return r.ID < r.MergedInto
+}
+
 // absorb takes one part of a merged lead into the winner r.
 func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 	var x absorb
@@ -119,11 +132,16 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 	case r == nil || r.Erased != 0:
 		p.metrics.dropped.WithLabelValues(e.Tenant, "merge_winner_gone").Inc()
 		return nil
-	case r.MergedInto != "":
+	case r.MergedInto != "" && !p.revives(r, x.Loser):
 		p.forward(tx, e, r.MergedInto) // the winner was itself merged meanwhile
 		return nil
 	}
 	r = r.clone()
+	r.MergedInto = ""
+	if x.Loser == r.ID {
+		// Its own timeline coming back after crossed merges (see revives).
+		x.Profile = nil
+	}
 	set := p.settings(e.Tenant)
 	if l := x.Profile; l != nil {
 		for _, name := range sortedKeys(l.Traits) {
@@ -144,9 +162,15 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 		if l.LastSeen != 0 {
 			r.seen(l.LastSeen)
 		}
-		if r.Email == "" && l.Email != "" {
+		switch {
+		case r.Email == "" && l.Email != "":
 			p.setEmail(tx, e.Tenant, r, l.Email)
+		case l.Email != "" && l.Email != r.Email && !slices.Contains(r.OtherEmails, l.Email):
+			// The merge pointed the loser's email here: erasure must find it.
+			r.OtherEmails = append(r.OtherEmails, l.Email)
 		}
+		r.OtherEmails = append(r.OtherEmails, l.OtherEmails...)
+		r.Score += l.Score
 		if !slices.Contains(r.MergedFrom, x.Loser) {
 			r.MergedFrom = append(r.MergedFrom, x.Loser)
 		}
@@ -169,6 +193,13 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 // personal data stays, so later inputs for the lead are dropped.
 func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
 	p.clear(tx, e.Tenant, r, cmdIndexUnset, r.ID)
+	for _, email := range r.OtherEmails {
+		p.index(tx, e.Tenant, cmdIndexUnset, email, r.ID)
+	}
+	for _, loser := range r.MergedFrom {
+		// The merged leads' tombstones keep their userId: erase them too.
+		p.emit(tx, Subject(e.Tenant, loser, p.cfg.Partitions), e.Tenant, loser, CmdErase, struct{}{}, "")
+	}
 	for _, v := range r.Visitors {
 		subject := eventlog.EventsSubject(event.Partition(e.Tenant, v, p.cfg.EventPartitions))
 		p.emit(tx, subject, e.Tenant, r.ID, CmdEraseVisitor, struct{}{}, v)

@@ -28,6 +28,8 @@ type record struct {
 	Unsubscribed bool     `json:"unsubscribed,omitempty"`
 	DoNotContact bool     `json:"do_not_contact,omitempty"`
 	MergedFrom   []string `json:"merged_from,omitempty"`
+	// OtherEmails are the emails of merged leads that the index points here.
+	OtherEmails []string `json:"other_emails,omitempty"`
 	// Activities counts the stored activities; Oldest is the time of the
 	// oldest one (µs), so trimming knows when it has work to do.
 	Activities int   `json:"activities,omitempty"`
@@ -75,6 +77,7 @@ func (r *record) clone() *record {
 	c.Lists = slices.Clone(r.Lists)
 	c.Visitors = slices.Clone(r.Visitors)
 	c.MergedFrom = slices.Clone(r.MergedFrom)
+	c.OtherEmails = slices.Clone(r.OtherEmails)
 	return &c
 }
 
