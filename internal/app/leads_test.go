@@ -329,6 +329,7 @@ func TestFormFillPromotes(t *testing.T) {
 	// The back-fill arrives after the link: wait for the three visits.
 	var acts activityPage
 	require.Eventually(t, func() bool {
+		acts = activityPage{}
 		apiDo(t, n, ak, http.MethodGet, "/api/v1/leads/"+l.ID+"/activities?type=visit_page,fill_form", nil, &acts)
 		return len(acts.Activities) == 4
 	}, 10*time.Second, 10*time.Millisecond)
@@ -341,9 +342,10 @@ func TestFormFillPromotes(t *testing.T) {
 	// The promoted visitor's next page goes to the lead live.
 	send(t, n, collectReq{basicKey: wk, body: batchBody(t, nil, map[string]any{"type": "page", "anonymousId": "anon-f", "properties": map[string]any{"path": "/after"}})})
 	require.Eventually(t, func() bool {
+		acts = activityPage{} // decoding into a used value keeps the fields the answer omits
 		apiDo(t, n, ak, http.MethodGet, "/api/v1/leads/"+l.ID+"/activities?type=visit_page&limit=1", nil, &acts)
 		return len(acts.Activities) == 1 && acts.Activities[0].Page == "/after" && !acts.Activities[0].Backfill
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 10*time.Second, 10*time.Millisecond, "the next page goes to the lead live: %+v", acts)
 
 	// A second fill with the same email from another device reaches the
 	// same lead; a post without an identifying field is refused.

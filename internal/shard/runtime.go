@@ -41,6 +41,9 @@ type Runtime struct {
 	workers chan struct{}
 	metrics *shardMetrics
 	shards  []*shard
+	// stopping is closed when Run's context ends, so waiters give up
+	// rather than hold a shutdown.
+	stopping chan struct{}
 }
 
 // New returns a runtime; add shards with Add, then Run.
@@ -63,6 +66,7 @@ func New(cfg Config, deps Deps) (*Runtime, error) {
 	return &Runtime{
 		deps: deps, logger: deps.Logger.With("component", "shard"), now: deps.Now,
 		workers: make(chan struct{}, cfg.Workers), metrics: newShardMetrics(deps.Registerer),
+		stopping: make(chan struct{}),
 	}, nil
 }
 
@@ -81,6 +85,8 @@ func (r *Runtime) Add(stream, stage string, partition int, proc Processor) {
 // infrastructure error (log or store) restarts from its stored position
 // after a backoff; nothing it had not committed is lost.
 func (r *Runtime) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { close(r.stopping) })
+	defer stop()
 	var wg sync.WaitGroup
 	for _, s := range r.shards {
 		wg.Go(func() {
@@ -127,6 +133,9 @@ type LastSeqer interface {
 	LastSeqOfStream(ctx context.Context, stream string, partition int) (uint64, error)
 }
 
+// ErrStopping means the runtime is shutting down.
+var ErrStopping = errors.New("shards are stopping")
+
 // ErrNoShard means this node runs no shard for a stream's partition.
 var ErrNoShard = errors.New("no such shard on this node")
 
@@ -153,6 +162,8 @@ func (r *Runtime) WaitApplied(ctx context.Context, stream string, partition int,
 		case <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s partition %d to apply seq %d: %w", stream, partition, seq, ctx.Err())
+		case <-r.stopping:
+			return fmt.Errorf("waiting for %s partition %d to apply seq %d: %w", stream, partition, seq, ErrStopping)
 		}
 	}
 }
