@@ -81,7 +81,7 @@ func Command(tenant, lead, name string, args any, messageID string, now time.Tim
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	e := event.Event{
-		Tenant: tenant, Type: event.TypeCommand, Event: name, MessageID: messageID, UserID: "",
+		Tenant: tenant, Type: event.TypeCommand, Event: name, MessageID: messageID,
 		Timestamp: now, ReceivedAt: now, Properties: b,
 	}
 	e.Enrichment.LeadID = lead
