@@ -289,4 +289,3 @@ func (p *Processor) changeList(tx *shard.Tx, tenantID string, r *record, list st
 	}
 	p.addActivity(tx, tenantID, r, Activity{Type: typ, Time: at.UTC(), List: list, Source: source}, set)
 }
-
