@@ -267,12 +267,12 @@ func validatePatch(p *lead.Patch) error {
 		}
 		if name == "email" {
 			var s string
-			if string(v) != "null" && (json.Unmarshal(v, &s) != nil || lead.NormalizeEmail(s) == "") {
+			if string(v) != "null" && (json.Unmarshal(v, &s) != nil || event.NormalizeEmail(s) == "") {
 				return fmt.Errorf("%w: traits.email %s is not an email", errInvalid, v)
 			}
 		}
 	}
-	if p.Email != nil && *p.Email != "" && lead.NormalizeEmail(*p.Email) == "" {
+	if p.Email != nil && *p.Email != "" && event.NormalizeEmail(*p.Email) == "" {
 		return fmt.Errorf("%w: email %q is not an email", errInvalid, *p.Email)
 	}
 	return nil

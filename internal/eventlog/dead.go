@@ -176,14 +176,7 @@ func lastDead(ctx context.Context, s jetstream.Stream, subject string) (uint64, 
 		}
 		return info.State.LastSeq, nil
 	}
-	m, err := s.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading last message of %s: %w", subject, err)
-	}
-	return m.Sequence, nil
+	return lastSeqOfSubject(ctx, s, subject)
 }
 
 // LastDeadSeq returns the last stream sequence of DEAD (0 when empty). A

@@ -239,7 +239,12 @@ func (l *Log) LastSeqOfStream(ctx context.Context, stream string, p int) (uint64
 	if err != nil {
 		return 0, fmt.Errorf("looking up stream %s: %w", stream, err)
 	}
-	subject := PrefixOf(stream) + strconv.Itoa(p)
+	return lastSeqOfSubject(ctx, s, PrefixOf(stream)+strconv.Itoa(p))
+}
+
+// lastSeqOfSubject returns the sequence of the last message of subject in
+// s (0 when it has none).
+func lastSeqOfSubject(ctx context.Context, s jetstream.Stream, subject string) (uint64, error) {
 	m, err := s.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil

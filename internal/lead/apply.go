@@ -125,7 +125,7 @@ func emailOf(v json.RawMessage) string {
 	if json.Unmarshal(v, &s) != nil {
 		return ""
 	}
-	return NormalizeEmail(s)
+	return event.NormalizeEmail(s)
 }
 
 // resolveForm handles a form fill that names no lead: it reached the
@@ -133,12 +133,12 @@ func emailOf(v json.RawMessage) string {
 // one when nobody has it), the fill goes to that lead, and the visitor
 // that sent it is linked to the lead in its visitor shard.
 func (p *Processor) resolveForm(tx *shard.Tx, e *event.Event) error {
-	email := NormalizeEmail(gjson.GetBytes(e.Traits, "email").String())
+	email := event.NormalizeEmail(gjson.GetBytes(e.Traits, "email").String())
 	if email == "" {
 		return fmt.Errorf("form fill %s without a userId or a valid email", e.MessageID)
 	}
-	if EmailPartition(e.Tenant, email, p.cfg.Partitions) != p.partition {
-		tx.EmitEvent(eventlog.LeadsSubject(EmailPartition(e.Tenant, email, p.cfg.Partitions)), e)
+	if event.EmailPartition(e.Tenant, email, p.cfg.Partitions) != p.partition {
+		tx.EmitEvent(eventlog.LeadsSubject(event.EmailPartition(e.Tenant, email, p.cfg.Partitions)), e)
 		return nil
 	}
 	key := p.keys.email(e.Tenant, email)
@@ -152,7 +152,7 @@ func (p *Processor) resolveForm(tx *shard.Tx, e *event.Event) error {
 		tx.Set(key, []byte(lead))
 	}
 	if e.AnonymousID != "" {
-		p.emit(tx, eventlog.EventsSubject(event.Partition(e.Tenant, e.AnonymousID, p.cfg.EventPartitions)), e.Tenant, lead, CmdLink, struct{}{}, e.AnonymousID)
+		p.emit(tx, eventlog.EventsSubject(event.Partition(e.Tenant, e.AnonymousID, p.cfg.EventPartitions)), e.Tenant, lead, event.CmdLink, struct{}{}, e.AnonymousID)
 	}
 	if p.owns(e.Tenant, lead) {
 		fwd := *e
@@ -259,7 +259,7 @@ func (p *Processor) patch(tx *shard.Tx, e *event.Event, r *record, x Patch, set 
 		if old, changed := r.setTrait("email", v, t); changed {
 			change("email", old, v)
 		}
-		p.setEmail(tx, e.Tenant, r, NormalizeEmail(*x.Email))
+		p.setEmail(tx, e.Tenant, r, event.NormalizeEmail(*x.Email))
 	}
 	flag := func(name string, cur *bool, v *bool) {
 		if v == nil || *v == *cur {

@@ -24,12 +24,6 @@ const (
 	cmdIndexUnset = "index_unset"
 )
 
-// Commands on EVENTS that lead shards send to visitor shards.
-const (
-	CmdLink         = event.CmdLink
-	CmdEraseVisitor = event.CmdEraseVisitor
-)
-
 // Patch is the argument of a patch command: fields to set (a null value
 // removes one), and the contact flags.
 type Patch struct {
@@ -95,9 +89,6 @@ func Subject(tenant, lead string, q int) string {
 
 // Partition returns the LEADS partition of a lead.
 func Partition(tenant, lead string, q int) int { return event.Partition(tenant, lead, q) }
-
-// EmailPartition returns the LEADS partition that indexes an email.
-func EmailPartition(tenant, email string, q int) int { return event.EmailPartition(tenant, email, q) }
 
 // EmailLeadID is the id of a lead first known by its email (a form fill
 // from a person without a userId). It cannot collide with a userId's:

@@ -249,7 +249,7 @@ func (p *Processor) setEmail(tx *shard.Tx, tenantID string, r *record, email str
 // index sends an email index update to the email's partition, or applies
 // it here when this partition holds it.
 func (p *Processor) index(tx *shard.Tx, tenantID, cmd, email, lead string) {
-	q := EmailPartition(tenantID, email, p.cfg.Partitions)
+	q := event.EmailPartition(tenantID, email, p.cfg.Partitions)
 	if q == p.partition {
 		p.applyIndex(tx, tenantID, cmd, indexEntry{Email: email, Lead: lead})
 		return

@@ -1,7 +1,6 @@
 package lead
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -31,49 +30,26 @@ func (p *Processor) audit(tx *shard.Tx, e *event.Event, a auditRecord) {
 	tx.Set(p.keys.audit(e.Tenant, tx.Seq, tx.Index), b)
 }
 
-// timeline returns the lead's stored activities in key order, with the
-// key suffix of each: committed ones and those the message wrote so far.
-func (p *Processor) timeline(tx *shard.Tx, tenantID, lead string) ([]Activity, [][]byte, error) {
-	prefix := p.keys.activities(tenantID, lead)
-	type item struct {
-		suffix []byte
-		value  []byte
-	}
-	var items []item
-	seen := map[string]bool{}
-	err := tx.Scan(prefix, prefixEnd(prefix), func(key, value []byte) bool {
-		items = append(items, item{suffix: bytes.Clone(key[len(prefix):]), value: bytes.Clone(value)})
-		seen[string(key)] = true
-		return true
-	})
+// timeline returns the lead's stored activities in time order: committed
+// ones and those the message wrote so far.
+func (p *Processor) timeline(tx *shard.Tx, tenantID, lead string) ([]Activity, error) {
+	keys, err := p.activityKeys(tx, p.keys.activities(tenantID, lead))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var pending [][]byte
-	tx.ScanPending(prefix, prefixEnd(prefix), func(key []byte) {
-		if !seen[string(key)] {
-			pending = append(pending, bytes.Clone(key))
-		}
-	})
-	for _, key := range pending {
+	acts := make([]Activity, 0, len(keys))
+	for _, key := range keys {
 		v, err := tx.Get(key)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		items = append(items, item{suffix: key[len(prefix):], value: v})
-	}
-	sort.Slice(items, func(i, j int) bool { return bytes.Compare(items[i].suffix, items[j].suffix) < 0 })
-	acts := make([]Activity, 0, len(items))
-	suffixes := make([][]byte, 0, len(items))
-	for _, it := range items {
 		var a Activity
-		if err := json.Unmarshal(it.value, &a); err != nil {
+		if err := json.Unmarshal(v, &a); err != nil {
 			continue // an unreadable entry is not carried over
 		}
 		acts = append(acts, a)
-		suffixes = append(suffixes, it.suffix)
 	}
-	return acts, suffixes, nil
+	return acts, nil
 }
 
 // merge folds the loser (r, this partition's) into the winner: its
@@ -84,7 +60,7 @@ func (p *Processor) merge(tx *shard.Tx, e *event.Event, r *record, x MergeInto) 
 		p.metrics.dropped.WithLabelValues(e.Tenant, "merge_invalid").Inc()
 		return nil
 	}
-	acts, _, err := p.timeline(tx, e.Tenant, r.ID)
+	acts, err := p.timeline(tx, e.Tenant, r.ID)
 	if err != nil {
 		return err
 	}
@@ -202,7 +178,7 @@ func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
 	}
 	for _, v := range r.Visitors {
 		subject := eventlog.EventsSubject(event.Partition(e.Tenant, v, p.cfg.EventPartitions))
-		p.emit(tx, subject, e.Tenant, r.ID, CmdEraseVisitor, struct{}{}, v)
+		p.emit(tx, subject, e.Tenant, r.ID, event.CmdEraseVisitor, struct{}{}, v)
 	}
 	p.audit(tx, e, auditRecord{Action: "erase", Lead: r.ID})
 	p.save(tx, e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})

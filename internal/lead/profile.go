@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/contrailhq/contrail/internal/event"
 )
 
 // record is a lead's profile as the lead shard stores it. A merged or
@@ -132,12 +130,7 @@ func (r *record) setTrait(name string, v json.RawMessage, t int64) (old json.Raw
 	return cur.V, true
 }
 
-// inList and setList keep Lists sorted.
-func (r *record) inList(id string) bool {
-	_, ok := slices.BinarySearch(r.Lists, id)
-	return ok
-}
-
+// setList adds the lead to a list or removes it, keeping Lists sorted.
 func (r *record) setList(id string, member bool) bool {
 	i, ok := slices.BinarySearch(r.Lists, id)
 	switch {
@@ -150,10 +143,6 @@ func (r *record) setList(id string, member bool) bool {
 	}
 	return false
 }
-
-// NormalizeEmail returns the canonical form of an email used as a lookup
-// key (see event.NormalizeEmail).
-func NormalizeEmail(s string) string { return event.NormalizeEmail(s) }
 
 // Lead is a lead's profile as the API shows it.
 type Lead struct {

@@ -84,11 +84,11 @@ func (rd *Reader) ByUserID(ctx context.Context, tenantID, userID string) (*Lead,
 
 // ByEmail returns the lead an email belongs to, through the email index.
 func (rd *Reader) ByEmail(ctx context.Context, tenantID, email string) (*Lead, error) {
-	norm := NormalizeEmail(email)
+	norm := event.NormalizeEmail(email)
 	if norm == "" {
 		return nil, fmt.Errorf("email %q: %w", email, ErrNotFound)
 	}
-	k := newKeys(EmailPartition(tenantID, norm, rd.q))
+	k := newKeys(event.EmailPartition(tenantID, norm, rd.q))
 	v, err := store.Get(rd.st.DB(), k.email(tenantID, norm))
 	if err != nil {
 		return nil, err

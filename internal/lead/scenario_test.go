@@ -326,7 +326,7 @@ func (r *runner) event(i, k int, s step, recv time.Time) event.Event {
 	if s.Traits != nil {
 		e.Traits = mustJSON(t, s.Traits)
 		if email, ok := s.Traits["email"].(string); ok {
-			norm := lead.NormalizeEmail(email)
+			norm := event.NormalizeEmail(email)
 			r.names[lead.EmailLeadID(testTenant, norm)] = "emailid:" + norm
 		}
 	}
@@ -346,13 +346,13 @@ func mustJSON(t testing.TB, v any) json.RawMessage {
 func (r *runner) leadID(ref string) string {
 	switch {
 	case strings.HasPrefix(ref, "email:"):
-		email := lead.NormalizeEmail(strings.TrimPrefix(ref, "email:"))
+		email := event.NormalizeEmail(strings.TrimPrefix(ref, "email:"))
 		if l, err := r.pl.reader.ByEmail(context.Background(), testTenant, email); err == nil {
 			return l.ID
 		}
 		return lead.EmailLeadID(testTenant, email)
 	case strings.HasPrefix(ref, "emailid:"):
-		return lead.EmailLeadID(testTenant, lead.NormalizeEmail(strings.TrimPrefix(ref, "emailid:")))
+		return lead.EmailLeadID(testTenant, event.NormalizeEmail(strings.TrimPrefix(ref, "emailid:")))
 	}
 	return event.LeadID(testTenant, ref)
 }

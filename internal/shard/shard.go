@@ -139,15 +139,14 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	// JetStream's dedup window) is dropped whole; the high-water mark
 	// commits with the message's effects.
 	tx.reset(m.Seq, 0)
-	if IsOutputID(m.MsgID) {
-		dup, err := tx.Duplicate(m.MsgID)
-		if err != nil {
-			return err
-		}
-		if dup {
-			s.rt.metrics.duplicates.WithLabelValues(s.stream).Inc()
-			return s.commit(tx, batch, m, start, time.Time{})
-		}
+	switch dup, err := tx.Duplicate(m.MsgID); {
+	case errors.Is(err, ErrBadOutputID): // a collector's append
+	case err != nil:
+		return err
+	case dup:
+		s.rt.metrics.duplicates.WithLabelValues(s.stream).Inc()
+		return s.commit(tx, batch, m, start, time.Time{})
+	default:
 		tx.apply()
 	}
 	err := event.EachEvent(m.Data, func(e *event.Event) error {

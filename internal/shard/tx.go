@@ -218,6 +218,9 @@ var ErrBadOutputID = errors.New("not a shard output id")
 // ParseOutputID splits an OutputID into its upstream ("stage.partition"),
 // sequence and index.
 func ParseOutputID(id string) (upstream string, seq uint64, i int, err error) {
+	if strings.Count(id, ".") != 3 {
+		return "", 0, 0, ErrBadOutputID // the common case, a collector's append: no allocation
+	}
 	parts := strings.Split(id, ".")
 	if len(parts) != 4 {
 		return "", 0, 0, fmt.Errorf("%q: %w", id, ErrBadOutputID)
