@@ -323,7 +323,10 @@ func TestFormFillPromotes(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Equal(t, "https://acme.test/thanks", resp.Header.Get("Location"))
 
-	l := waitLead(t, n, ak, "email=bea@acme.test", func(l leadView) bool { return len(l.Visitors) == 1 })
+	// The link to the visitor and the fill to the lead's shard are sent
+	// together, so the back-filled visits may create the lead before the
+	// fill reaches it: wait for both.
+	l := waitLead(t, n, ak, "email=bea@acme.test", func(l leadView) bool { return len(l.Visitors) == 1 && l.Traits["company"] != nil })
 	require.JSONEq(t, `"Acme"`, string(l.Traits["company"]))
 	require.Equal(t, []string{"anon-f"}, l.Visitors)
 	// The back-fill arrives after the link: wait for the three visits.
