@@ -11,7 +11,8 @@ import (
 // of stream's partition, and commits their effects and the position to st,
 // exactly as a shard would, but without a log: outputs are returned instead
 // of published (events emitted to one subject gathered into one batch
-// message, as a shard does), with the error of each event (nil when
+// message, as a shard does) and external effects written to the outbox,
+// with the error of each event (nil when
 // applied). Processor
 // tests and scripted scenarios use it.
 func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition int, seq uint64, proc Processor, events []event.Event) ([]Output, []error, error) {
@@ -36,6 +37,9 @@ func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition i
 			return nil, nil, err
 		}
 		tx.apply()
+	}
+	for _, x := range out.externals { // no sender: every effect goes to the outbox
+		tx.msg[string(store.OutboxKey(stream, partition, x.Key))] = entry{value: append([]byte(nil), x.Payload...)}
 	}
 	if err := tx.flush(); err != nil {
 		return nil, nil, err

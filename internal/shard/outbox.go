@@ -15,6 +15,8 @@ type outbox struct {
 	groups []eventGroup // in order of first emission
 	index  map[string]int
 	raw    []Output
+	// externals are the message's external effects, in order.
+	externals []External
 }
 
 type eventGroup struct {
@@ -27,6 +29,7 @@ func (o *outbox) reset() {
 	o.groups = o.groups[:0]
 	clear(o.index)
 	o.raw = o.raw[:0]
+	o.externals = o.externals[:0]
 }
 
 // add takes the outputs of an applied event.
@@ -46,6 +49,7 @@ func (o *outbox) add(tx *Tx) {
 		g.frames = append(g.frames, tx.frames[em.start:em.end]...)
 	}
 	o.raw = append(o.raw, tx.outputs...)
+	o.externals = append(o.externals, tx.externals...)
 }
 
 // outputs returns the messages to publish, in output-index order.

@@ -29,6 +29,9 @@ type Deps struct {
 	Publisher  Publisher
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Sender delivers external effects; without one they all go to the
+	// outbox.
+	Sender Sender
 	// Now is the wall clock, used only for latency metrics.
 	Now func() time.Time
 }
@@ -206,6 +209,7 @@ type shardMetrics struct {
 	lag          *prometheus.GaugeVec     // stream, partition
 	applySeconds *prometheus.HistogramVec // stream
 	endToEnd     *prometheus.HistogramVec // stream
+	outboxWrites *prometheus.CounterVec   // stream
 }
 
 func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
@@ -240,6 +244,9 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 			Buckets: metrics.LatencyBuckets,
 		}, []string{"stream"}),
 	}
-	reg.MustRegister(m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
+	m.outboxWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contrail_outbox_writes_total", Help: "External effects written to the persistent outbox because the senders lagged, by input stream.",
+	}, []string{"stream"})
+	reg.MustRegister(m.outboxWrites, m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
 	return m
 }

@@ -204,7 +204,14 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		}
 		tx.apply()
 	}
-	return s.commit(tx, batch, m, start, lastReceived)
+	spill := s.handOver(ctx, tx, out.externals)
+	if err := s.commit(tx, batch, m, start, lastReceived); err != nil {
+		return err
+	}
+	if len(spill) > 0 && s.rt.deps.Sender != nil {
+		s.rt.deps.Sender.Spilled(s.stream, s.partition, spill)
+	}
+	return nil
 }
 
 // commit writes the message's state and its position in one batch.

@@ -43,6 +43,8 @@ type Tx struct {
 	// names the subject of each.
 	frames  []byte
 	emitted []emitted
+	// externals are the event's external effects.
+	externals []External
 }
 
 type emitted struct {
@@ -76,6 +78,7 @@ func (tx *Tx) reset(seq uint64, index int) {
 	tx.outputs = tx.outputs[:0]
 	tx.frames = tx.frames[:0]
 	tx.emitted = tx.emitted[:0]
+	tx.externals = tx.externals[:0]
 }
 
 // Get returns the value of key, or nil when it is absent.

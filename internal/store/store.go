@@ -124,6 +124,15 @@ func HWMKey(stream string, p int, upstream string) []byte {
 	return []byte("\x00hwm/" + stream + "/" + strconv.Itoa(p) + "/" + upstream)
 }
 
+// OutboxPrefix starts every outbox key.
+const OutboxPrefix = "\x00out/"
+
+// OutboxKey is where a shard of stream's partition p keeps an external
+// effect that its sender has not finished, under the effect's key.
+func OutboxKey(stream string, p int, key string) []byte {
+	return []byte(OutboxPrefix + stream + "/" + strconv.Itoa(p) + "/" + key)
+}
+
 // GetUint64 reads a big-endian uint64 (0 when absent).
 func GetUint64(r Reader, key []byte) (uint64, error) {
 	v, err := Get(r, key)
