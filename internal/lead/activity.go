@@ -23,13 +23,14 @@ const (
 	ActRemoveList    = "remove_from_list"
 	ActMergeLead     = "merge_lead"
 	ActCampaignStep  = "campaign_step"
+	ActInteresting   = "interesting_moment"
 	maxPropertyBytes = 4 << 10
 )
 
 // ActivityTypes lists every activity type, for validating a type filter.
 var ActivityTypes = []string{
 	ActVisitPage, ActClickLink, ActFillForm, ActTrack, ActIdentify, ActCreateLead, ActChangeField,
-	ActChangeScore, ActAddToList, ActRemoveList, ActMergeLead, ActCampaignStep,
+	ActChangeScore, ActAddToList, ActRemoveList, ActMergeLead, ActCampaignStep, ActInteresting,
 }
 
 // linkEvents are the track event names that mean a link click.
@@ -68,6 +69,14 @@ type Activity struct {
 	Source string `json:"source,omitempty"`
 	// Lead names the other lead of a merge.
 	Lead string `json:"lead,omitempty"`
+	// CampaignID, Run and Step name the campaign step that made the
+	// activity; Result is a step's outcome, Description an interesting
+	// moment's text.
+	CampaignID  string `json:"campaign_id,omitempty"`
+	Run         string `json:"run,omitempty"`
+	Step        string `json:"step,omitempty"`
+	Result      string `json:"result,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // activityOf returns the activity an event records, if any: page and

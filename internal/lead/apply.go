@@ -2,10 +2,12 @@ package lead
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -20,12 +22,20 @@ import (
 // time and its input's place in the log, and trims the timeline.
 func (p *Processor) addActivity(tx *shard.Tx, tenantID string, r *record, a Activity, set tenant.Settings) {
 	a.ID = ""
+	if a.CampaignID == "" {
+		a.CampaignID = p.campaign
+	}
 	b, err := json.Marshal(&a)
 	if err != nil {
 		panic(fmt.Sprintf("lead: encoding an activity cannot fail: %v", err))
 	}
-	tx.Set(p.keys.activity(tenantID, r.ID, a.Time, tx.Seq, tx.Index, p.sub), b)
+	key := p.keys.activity(tenantID, r.ID, a.Time, tx.Seq, tx.Index, p.sub)
+	tx.Set(key, b)
 	p.sub++
+	if p.cfg.Campaigns != nil && a.Type != ActCampaignStep && a.Type != ActMergeLead {
+		a.ID = activityID(key[len(key)-activitySuffixLen:])
+		p.pending = append(p.pending, pendingActivity{tenant: tenantID, lead: r.ID, a: a, depth: p.depth})
+	}
 	r.Activities++
 	if t := a.Time.UnixMicro(); r.Oldest == 0 || t < r.Oldest {
 		r.Oldest = t
@@ -164,7 +174,7 @@ func (p *Processor) resolveForm(tx *shard.Tx, e *event.Event) error {
 }
 
 // command applies a command from the API or another shard.
-func (p *Processor) command(tx *shard.Tx, e *event.Event) error {
+func (p *Processor) command(ctx context.Context, tx *shard.Tx, e *event.Event) error {
 	p.metrics.commands.WithLabelValues(e.Tenant, e.Event).Inc()
 	switch e.Event {
 	case cmdIndexSet, cmdIndexUnset:
@@ -185,6 +195,9 @@ func (p *Processor) command(tx *shard.Tx, e *event.Event) error {
 	r, err := p.load(tx, e.Tenant, lead)
 	if err != nil {
 		return err
+	}
+	if strings.HasPrefix(e.Event, CommandPrefix) {
+		return p.campaignCommand(ctx, tx, e, r)
 	}
 	switch {
 	case e.Event == cmdAbsorb:

@@ -31,6 +31,8 @@ type Config struct {
 	Tenants Tenants
 	// CacheSize bounds the profiles kept decoded in memory per shard.
 	CacheSize int
+	// Campaigns, when set, is shown every activity recorded.
+	Campaigns Campaigns
 }
 
 // Processor is the lead shard of one LEADS partition. It is used by one
@@ -49,6 +51,12 @@ type Processor struct {
 	outN  int // commands emitted by the event, for their message ids
 	// at is the current input's receivedAt: the time of what it causes.
 	at time.Time
+	// pending are the activities the input recorded, for the campaigns;
+	// depth is the chain depth of the campaign effect being applied, and
+	// campaign its campaign's id.
+	pending  []pendingActivity
+	depth    int
+	campaign string
 }
 
 type savedRecord struct {
@@ -88,18 +96,23 @@ func (p *Processor) settings(id string) tenant.Settings {
 
 // Process applies one input: an activity of a known lead, a form fill to
 // resolve by email, or a command.
-func (p *Processor) Process(_ context.Context, tx *shard.Tx, e *event.Event) error {
+func (p *Processor) Process(ctx context.Context, tx *shard.Tx, e *event.Event) error {
 	p.saved, p.sub, p.outN, p.at = p.saved[:0], 0, 0, e.ReceivedAt
+	clear(p.pending)
+	p.pending, p.depth, p.campaign = p.pending[:0], 0, ""
 	var err error
 	switch {
 	case e.Type == event.TypeCommand:
-		err = p.command(tx, e)
+		err = p.command(ctx, tx, e)
 	case e.Enrichment.LeadID == "" && e.Type == event.TypeForm:
 		err = p.resolveForm(tx, e)
 	case e.Enrichment.LeadID == "":
 		err = ErrNoLead
 	default:
 		err = p.activity(tx, e, e.Enrichment.LeadID, 0)
+	}
+	if err == nil && len(p.pending) > 0 {
+		err = p.runCampaigns(ctx, tx)
 	}
 	if err != nil {
 		return err

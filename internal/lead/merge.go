@@ -79,7 +79,9 @@ func (p *Processor) merge(tx *shard.Tx, e *event.Event, r *record, x MergeInto) 
 		tx.Emit(shard.Output{Subject: subject, Data: event.EncodeBatch([]event.Event{c})})
 	}
 	// The loser's email finds the winner from now on.
-	p.clear(tx, e.Tenant, r, cmdIndexSet, x.Winner)
+	if err := p.clear(tx, e.Tenant, r, cmdIndexSet, x.Winner); err != nil {
+		return err
+	}
 	p.audit(tx, e, auditRecord{Action: "merge", Lead: r.ID, Winner: x.Winner, By: x.By})
 	p.save(tx, e.Tenant, &record{ID: r.ID, UserID: r.UserID, MergedInto: x.Winner})
 	return nil
@@ -168,7 +170,9 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 // device linked to it (in their visitor shards). A tombstone without
 // personal data stays, so later inputs for the lead are dropped.
 func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
-	p.clear(tx, e.Tenant, r, cmdIndexUnset, r.ID)
+	if err := p.clear(tx, e.Tenant, r, cmdIndexUnset, r.ID); err != nil {
+		return err
+	}
 	for _, email := range r.OtherEmails {
 		p.index(tx, e.Tenant, cmdIndexUnset, email, r.ID)
 	}
@@ -187,7 +191,12 @@ func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
 
 // clear deletes a lead's timeline and list memberships, and sends its
 // email's index entry the command (to point it elsewhere or drop it).
-func (p *Processor) clear(tx *shard.Tx, tenantID string, r *record, indexCmd, indexLead string) {
+func (p *Processor) clear(tx *shard.Tx, tenantID string, r *record, indexCmd, indexLead string) error {
+	if p.cfg.Campaigns != nil {
+		if err := p.cfg.Campaigns.Forget(tx, tenantID, r.ID); err != nil {
+			return err
+		}
+	}
 	prefix := p.keys.activities(tenantID, r.ID)
 	tx.DeleteRange(prefix, prefixEnd(prefix))
 	for _, l := range r.Lists {
@@ -196,6 +205,7 @@ func (p *Processor) clear(tx *shard.Tx, tenantID string, r *record, indexCmd, in
 	if r.Email != "" {
 		p.index(tx, tenantID, indexCmd, r.Email, indexLead)
 	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

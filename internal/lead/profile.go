@@ -32,6 +32,8 @@ type record struct {
 	// oldest one (µs), so trimming knows when it has work to do.
 	Activities int   `json:"activities,omitempty"`
 	Oldest     int64 `json:"oldest,omitempty"`
+	// Waiting counts the lead's campaign runs waiting for an activity.
+	Waiting int `json:"waiting,omitempty"`
 
 	MergedInto string `json:"merged_into,omitempty"`
 	Erased     int64  `json:"erased,omitempty"` // µs; non-zero on an erasure tombstone
