@@ -40,6 +40,7 @@ func NewExprs() (*Exprs, error) {
 		cel.Variable("lead", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("run", cel.MapType(cel.StringType, cel.DynType)),
 		cel.CrossTypeNumericComparisons(true),
+		cel.OptionalTypes(),
 		ext.Strings(),
 	)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -222,10 +223,12 @@ func Parse(data []byte) (Spec, error) {
 	if len(data) == 0 {
 		return Spec{}, &ValidationError{Problems: []FieldError{{Message: "empty campaign"}}}
 	}
-	if data[0] != '{' {
+	if data[0] != '{' || !json.Valid(data) {
+		// YAML, or flow-style YAML that only looks like JSON. (Invalid JSON
+		// is read as YAML too, whose error then says where it stopped.)
 		var doc any
 		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return Spec{}, &ValidationError{Problems: []FieldError{{Message: "reading YAML: " + err.Error()}}}
+			return Spec{}, &ValidationError{Problems: []FieldError{yamlProblem(err)}}
 		}
 		b, err := json.Marshal(doc)
 		if err != nil {
@@ -243,6 +246,21 @@ func Parse(data []byte) (Spec, error) {
 		return Spec{}, &ValidationError{Problems: []FieldError{{Message: "data after the campaign object"}}}
 	}
 	return s, nil
+}
+
+// yamlProblem turns a YAML error into a problem, with its line when the
+// error names one.
+func yamlProblem(err error) FieldError {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := FieldError{Message: "reading the campaign: " + msg}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, _, ok := strings.Cut(rest, ":"); ok {
+			if line, err := strconv.Atoi(n); err == nil {
+				p.Line = line
+			}
+		}
+	}
+	return p
 }
 
 // jsonProblem turns a decoding error into a problem with its position.

@@ -124,6 +124,19 @@ func HWMKey(stream string, p int, upstream string) []byte {
 	return []byte("\x00hwm/" + stream + "/" + strconv.Itoa(p) + "/" + upstream)
 }
 
+// PrefixEnd returns the first key after every key that starts with p (nil
+// when there is none), the upper bound of a prefix scan.
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
 // OutboxPrefix starts every outbox key.
 const OutboxPrefix = "\x00out/"
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,11 @@ type Settings struct {
 	// the lead's last activity (365d).
 	LeadActivityLimit     int      `json:"lead_activity_limit,omitempty"`
 	LeadActivityRetention Duration `json:"lead_activity_retention,omitempty"`
+	// BackfillTriggerWindow is how old back-filled anonymous history may
+	// be and still trigger the campaigns that allow it (24h).
+	BackfillTriggerWindow Duration `json:"backfill_trigger_window,omitempty"`
+	// EmailFrom is the From address of campaign emails that name none.
+	EmailFrom string `json:"email_from,omitempty"`
 }
 
 // Goal is a conversion the web reports count: a page view whose path
@@ -103,6 +109,7 @@ func DefaultSettings() Settings {
 
 		LeadActivityLimit:     10000,
 		LeadActivityRetention: Duration(365 * 24 * time.Hour),
+		BackfillTriggerWindow: Duration(24 * time.Hour),
 	}
 }
 
@@ -144,6 +151,9 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.LeadActivityRetention == 0 {
 		s.LeadActivityRetention = d.LeadActivityRetention
+	}
+	if s.BackfillTriggerWindow == 0 {
+		s.BackfillTriggerWindow = d.BackfillTriggerWindow
 	}
 	return s
 }
@@ -187,6 +197,14 @@ func (s Settings) Validate() error {
 	}
 	if s.LeadActivityRetention != 0 && (s.LeadActivityRetention < Duration(24*time.Hour) || s.LeadActivityRetention > Duration(10*366*24*time.Hour)) {
 		errs = append(errs, fmt.Errorf("lead_activity_retention %s: between 1d and 3660d", s.LeadActivityRetention))
+	}
+	if s.BackfillTriggerWindow < 0 || s.BackfillTriggerWindow > Duration(30*24*time.Hour) {
+		errs = append(errs, fmt.Errorf("backfill_trigger_window %s: at most 30d", s.BackfillTriggerWindow))
+	}
+	if s.EmailFrom != "" {
+		if _, err := mail.ParseAddress(s.EmailFrom); err != nil {
+			errs = append(errs, fmt.Errorf("email_from %q: not an email address", s.EmailFrom))
+		}
 	}
 	errs = append(errs, validateReportRetention(s)...)
 	errs = append(errs, validateGoals(s.Goals)...)

@@ -64,7 +64,7 @@ func (s *Store) Create(ctx context.Context, name string, limits Limits) (Created
 		return Created{}, err
 	}
 	now := s.now().UTC()
-	t := Tenant{ID: "tn_" + randomString(12), Name: name, CreatedAt: now, Limits: limits.WithDefaults()}
+	t := Tenant{ID: "tn_" + randomString(12), Name: name, CreatedAt: now, Limits: limits.WithDefaults(), WebhookSecret: NewWebhookSecret()}
 	wk, wsecret := newKey(KindWrite, now)
 	ak, asecret := newKey(KindAPI, now)
 	t.Keys = []Key{wk, ak}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -97,6 +98,9 @@ type Tenant struct {
 	Keys      []Key     `json:"keys"`
 	// Lists are the tenant's static lists of leads.
 	Lists []List `json:"lists,omitempty"`
+	// WebhookSecret signs the tenant's campaign webhooks (Standard
+	// Webhooks: "whsec_" and base64).
+	WebhookSecret string `json:"webhook_secret,omitempty"`
 	// Revision is the KV revision this copy was read or written at; a
 	// Cache that has applied Revision serves this copy or a newer one.
 	Revision uint64 `json:"-"`
@@ -143,6 +147,13 @@ func newKey(kind string, now time.Time) (Key, string) {
 		k.Secret = secret
 	}
 	return k, secret
+}
+
+// NewWebhookSecret returns a random webhook signing secret.
+func NewWebhookSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return "whsec_" + base64.StdEncoding.EncodeToString(b)
 }
 
 const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
