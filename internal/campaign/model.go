@@ -84,8 +84,8 @@ type Step struct {
 	// wait: a Duration, or Until a time (RFC 3339); then, if given, the
 	// next moment on Weekdays ("mon".."sun") within Hours, in the
 	// tenant's time zone.
-	Duration string `json:"duration,omitempty"`
-	Until    string `json:"until,omitempty"`
+	Duration string   `json:"duration,omitempty"`
+	Until    string   `json:"until,omitempty"`
 	Weekdays []string `json:"weekdays,omitempty"`
 	Hours    *Hours   `json:"hours,omitempty"`
 	// wait_for_event: the activity awaited, and how long at most.

@@ -113,8 +113,8 @@ func (r *Registry) Run(ctx context.Context) error {
 		return fmt.Errorf("watching campaigns: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	campaigns := map[string]*Campaign{}     // "tenant/id"
-	versions := map[string]*Version{}       // KV key of the version
+	campaigns := map[string]*Campaign{} // "tenant/id"
+	versions := map[string]*Version{}   // KV key of the version
 	initial := true
 	var maxRev uint64
 	for {

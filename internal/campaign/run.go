@@ -76,7 +76,9 @@ func KeyPrefix(q int) string { return newKeys(q).prefix }
 func (k keys) run(tenant, lead, run string) []byte {
 	return []byte(k.prefix + "r/" + tenant + "/" + lead + "/" + run)
 }
-func (k keys) runs(tenant, lead string) []byte { return []byte(k.prefix + "r/" + tenant + "/" + lead + "/") }
+func (k keys) runs(tenant, lead string) []byte {
+	return []byte(k.prefix + "r/" + tenant + "/" + lead + "/")
+}
 func (k keys) activeRun(tenant, lead, run string) []byte {
 	return []byte(k.prefix + "ar/" + tenant + "/" + lead + "/" + run)
 }
@@ -92,8 +94,10 @@ func (k keys) campaignRuns(tenant, campaign string) []byte {
 func (k keys) qual(tenant, lead, campaign string) []byte {
 	return []byte(k.prefix + "q/" + tenant + "/" + lead + "/" + campaign)
 }
-func (k keys) quals(tenant, lead string) []byte { return []byte(k.prefix + "q/" + tenant + "/" + lead + "/") }
-func (k keys) timers() []byte                   { return []byte(k.prefix + "t/") }
+func (k keys) quals(tenant, lead string) []byte {
+	return []byte(k.prefix + "q/" + tenant + "/" + lead + "/")
+}
+func (k keys) timers() []byte { return []byte(k.prefix + "t/") }
 func (k keys) timer(due time.Time, tenant, lead, run string) []byte {
 	b := binary.BigEndian.AppendUint64([]byte(k.prefix+"t/"), uint64(max(due.UnixMicro(), 0)))
 	return append(b, tenant+"\x00"+lead+"\x00"+run...)
@@ -104,7 +108,9 @@ func (k keys) stat(tenant, campaign, name string) []byte {
 func (k keys) stats(tenant, campaign string) []byte {
 	return []byte(k.prefix + "s/" + tenant + "/" + campaign + "/")
 }
-func (k keys) emails(tenant, lead string) []byte { return []byte(k.prefix + "e/" + tenant + "/" + lead) }
+func (k keys) emails(tenant, lead string) []byte {
+	return []byte(k.prefix + "e/" + tenant + "/" + lead)
+}
 
 // qualification is what a lead's entries into a campaign leave behind.
 type qualification struct {
