@@ -240,7 +240,7 @@ func (e *Engine) enter(ctx context.Context, tx *shard.Tx, h *lead.Handle, ver *V
 	q.Active = r.ID
 	b, _ := json.Marshal(q)
 	tx.Set(qkey, b)
-	tx.Set(e.keys.activeRun(tenantID, h.ID(), r.ID), nil)
+	tx.Set(e.keys.activeRun(tenantID, h.ID(), r.ID), []byte(ver.Campaign))
 	tx.Set(e.keys.campaignRun(tenantID, ver.Campaign, r.ID), []byte(h.ID()))
 	e.count(tx, tenantID, ver.Campaign, statEntered, 1)
 	e.metrics.runs.WithLabelValues(tenantID, "entered").Inc()

@@ -224,10 +224,13 @@ func Parse(data []byte) (Spec, error) {
 		return Spec{}, &ValidationError{Problems: []FieldError{{Message: "empty campaign"}}}
 	}
 	if data[0] != '{' || !json.Valid(data) {
-		// YAML, or flow-style YAML that only looks like JSON. (Invalid JSON
-		// is read as YAML too, whose error then says where it stopped.)
+		// YAML, or flow-style YAML that only looks like JSON.
 		var doc any
 		if err := yaml.Unmarshal(data, &doc); err != nil {
+			if data[0] == '{' { // broken JSON: its own error says where
+				var v any
+				return Spec{}, &ValidationError{Problems: []FieldError{jsonProblem(data, json.Unmarshal(data, &v))}}
+			}
 			return Spec{}, &ValidationError{Problems: []FieldError{yamlProblem(err)}}
 		}
 		b, err := json.Marshal(doc)
