@@ -19,8 +19,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/contrailhq/contrail/internal/api"
+	"github.com/contrailhq/contrail/internal/campaign"
 	"github.com/contrailhq/contrail/internal/collect"
 	"github.com/contrailhq/contrail/internal/config"
+	"github.com/contrailhq/contrail/internal/deliver"
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/lead"
@@ -55,7 +57,15 @@ type Node struct {
 	shards   *shard.Runtime // nil when processing is off
 	// leadWriter puts the API's lead writes on LEADS.
 	leadWriter *lead.Writer
-	geo        *enrich.Geo // nil without a GeoIP database
+	// campaigns stores the campaigns; registry is their compiled, live
+	// view; sender delivers their webhooks and emails; timers fires their
+	// waits.
+	exprs     *campaign.Exprs
+	campaigns *campaign.Store
+	registry  *campaign.Registry
+	sender    *deliver.Sender
+	timers    *campaign.Timers
+	geo       *enrich.Geo // nil without a GeoIP database
 }
 
 // New builds a node: it opens the data directory and the log, creates the
@@ -114,6 +124,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 		return nil, err
 	}
 	n.cache = tenant.NewCache(n.tenants, logger)
+	if n.exprs, err = campaign.NewExprs(); err != nil {
+		return nil, err
+	}
+	if n.campaigns, err = campaign.OpenStore(ctx, js, 1, n.exprs, nil); err != nil {
+		return nil, err
+	}
+	n.registry = campaign.NewRegistry(n.campaigns, logger, n.backfillWindow)
 	if cfg.Process.GeoIPDB != "" {
 		if n.geo, err = enrich.OpenGeo(cfg.Process.GeoIPDB); err != nil {
 			return nil, err
@@ -163,8 +180,12 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		if err != nil {
 			return err
 		}
+		n.sender, err = deliver.New(n.cfg.Deliver, deliver.Deps{Store: n.state, Secret: n.webhookSecret, Registerer: reg, Logger: n.logger})
+		if err != nil {
+			return err
+		}
 		n.shards, err = shard.New(shard.Config{Workers: n.cfg.Process.Workers}, shard.Deps{
-			Store: n.state, Source: procLog, Publisher: procLog, Logger: n.logger, Registerer: reg,
+			Store: n.state, Source: procLog, Publisher: procLog, Logger: n.logger, Registerer: reg, Sender: n.sender,
 		})
 		if err != nil {
 			return err
@@ -182,14 +203,22 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 			n.shards.Add(eventlog.StreamEvents, "vis", p, proc)
 		}
 		lm := lead.NewMetrics(reg)
-		lcfg := lead.Config{Partitions: n.log.LeadPartitions(), EventPartitions: n.log.Partitions(), Tenants: n.cache}
+		cm := campaign.NewMetrics(reg)
+		var qs []int
 		for q := range n.log.LeadPartitions() {
+			eng, err := campaign.New(n.registry, n.cache, q, cm)
+			if err != nil {
+				return err
+			}
+			lcfg := lead.Config{Partitions: n.log.LeadPartitions(), EventPartitions: n.log.Partitions(), Tenants: n.cache, Campaigns: eng}
 			proc, err := lead.New(lcfg, q, lm)
 			if err != nil {
 				return err
 			}
 			n.shards.Add(eventlog.StreamLeads, "lds", q, proc)
+			qs = append(qs, q)
 		}
+		n.timers = campaign.NewTimers(n.state, procLog, qs, cm, n.logger, nil)
 		n.leadWriter = lead.NewWriter(procLog, n.shards, n.log.LeadPartitions())
 	}
 	mux := http.NewServeMux()
@@ -200,6 +229,13 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		deps.Leads = lead.NewReader(n.state, n.log.LeadPartitions())
 		deps.LeadWriter = n.leadWriter
 		deps.Lists = n.tenants
+		deps.Runs = campaign.NewReader(n.state, n.log.LeadPartitions())
+		deps.Deliveries = n.sender
+	}
+	deps.Campaigns = n.campaigns
+	deps.CampaignRegistry = n.registry
+	deps.CheckURL = func(ctx context.Context, raw string) error {
+		return deliver.CheckURL(ctx, raw, n.cfg.Deliver.AllowPrivateNetworks)
 	}
 	admin := api.New(deps)
 	admin.Register(mux)
@@ -234,8 +270,20 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.collect.Run(collectCtx) })
 	g.Go(func() error { return n.cache.Run(gctx) })
+	g.Go(func() error { return n.registry.Run(gctx) })
 	if n.shards != nil {
-		g.Go(func() error { return n.shards.Run(gctx) })
+		g.Go(func() error {
+			// Shards start once the campaigns are known, so the first
+			// inputs are tested against every live campaign.
+			select {
+			case <-n.registry.Loaded():
+			case <-gctx.Done():
+				return nil
+			}
+			return n.shards.Run(gctx)
+		})
+		g.Go(func() error { return n.sender.Run(gctx) })
+		g.Go(func() error { return n.timers.Run(gctx) })
 	}
 	g.Go(func() error {
 		err := n.http.Serve(n.listener)
@@ -247,6 +295,11 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	g.Go(func() error {
 		select {
 		case <-n.cache.Loaded():
+		case <-gctx.Done():
+			return nil
+		}
+		select {
+		case <-n.registry.Loaded():
 		case <-gctx.Done():
 			return nil
 		}
@@ -284,6 +337,24 @@ func (n *Node) reportPolicy(id string) report.Policy {
 		set = t.Settings
 	}
 	return visitor.PolicyOf(set)
+}
+
+// backfillWindow is how old back-filled history may trigger a tenant's
+// campaigns.
+func (n *Node) backfillWindow(id string) time.Duration {
+	var set tenant.Settings
+	if t, ok := n.cache.ByID(id); ok {
+		set = t.Settings
+	}
+	return set.WithDefaults().BackfillTriggerWindow.D()
+}
+
+// webhookSecret is a tenant's webhook signing secret.
+func (n *Node) webhookSecret(id string) (string, bool) {
+	if t, ok := n.cache.ByID(id); ok && t.WebhookSecret != "" {
+		return t.WebhookSecret, true
+	}
+	return "", false
 }
 
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {

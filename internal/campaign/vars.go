@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/contrailhq/contrail/internal/lead"
@@ -22,6 +24,9 @@ type vars struct {
 	leadOK bool
 	run    *Run
 	rv     map[string]any
+	// The maps as CEL values, converted once however many expressions
+	// read them.
+	eventVal, leadVal, runVal ref.Val
 }
 
 var _ interpreter.Activation = (*vars)(nil)
@@ -30,11 +35,20 @@ var _ interpreter.Activation = (*vars)(nil)
 func (v *vars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "event":
-		return v.eventMap(), true
+		if v.eventVal == nil {
+			v.eventVal = types.DefaultTypeAdapter.NativeToValue(v.eventMap())
+		}
+		return v.eventVal, true
 	case "lead":
-		return v.leadMap(), true
+		if v.leadVal == nil {
+			v.leadVal = types.DefaultTypeAdapter.NativeToValue(v.leadMap())
+		}
+		return v.leadVal, true
 	case "run":
-		return v.runMap(), true
+		if v.runVal == nil {
+			v.runVal = types.DefaultTypeAdapter.NativeToValue(v.runMap())
+		}
+		return v.runVal, true
 	}
 	return nil, false
 }
@@ -173,7 +187,7 @@ func (v *vars) leadMap() map[string]any {
 }
 
 // reload forgets the lead's map: a step changed the lead.
-func (v *vars) reload() { v.leadOK, v.lv = false, nil }
+func (v *vars) reload() { v.leadOK, v.lv, v.leadVal, v.runVal, v.rv = false, nil, nil, nil, nil }
 
 func (v *vars) runMap() map[string]any {
 	if v.rv != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/contrailhq/contrail/internal/deliver"
 )
 
 // Durability modes of the log (DESIGN.md §5).
@@ -41,6 +43,8 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Collect Collect `yaml:"collect"`
 	Process Process `yaml:"process"`
+	// Deliver configures the senders of campaigns' webhooks and emails.
+	Deliver deliver.Config `yaml:"deliver"`
 }
 
 // Process configures the shards that process the log.
@@ -155,6 +159,9 @@ func (c *Config) Validate() error {
 	if c.Process.Workers < 0 {
 		errs = append(errs, fmt.Errorf("process.workers %d: must not be negative", c.Process.Workers))
 	}
+	if err := c.Deliver.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("deliver: %w", err))
+	}
 	if _, err := c.Collect.ParseTrustedProxies(); err != nil {
 		errs = append(errs, err)
 	}
@@ -218,6 +225,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Process.Workers, "workers", c.Process.Workers, "shards processing at once (0: one per core)")
 	fs.DurationVar(&c.Process.DedupWindow, "dedup-window", c.Process.DedupWindow, "how long a messageId is remembered for deduplication (at least 24h)")
 	fs.StringVar(&c.Process.GeoIPDB, "geoip-db", c.Process.GeoIPDB, "MaxMind-format database to resolve countries (e.g. GeoLite2-Country.mmdb)")
+	fs.BoolVar(&c.Deliver.AllowPrivateNetworks, "deliver-allow-private-networks", c.Deliver.AllowPrivateNetworks, "let campaign webhooks reach loopback, private and link-local addresses (tests, closed networks)")
+	fs.StringVar(&c.Deliver.SMTP.Addr, "smtp-addr", c.Deliver.SMTP.Addr, "SMTP server (host:port) for campaign emails")
+	fs.StringVar(&c.Deliver.SMTP.Username, "smtp-username", c.Deliver.SMTP.Username, "SMTP user name")
+	fs.StringVar(&c.Deliver.SMTP.Password, "smtp-password", c.Deliver.SMTP.Password, "SMTP password")
 	fs.Func("trusted-proxies", "comma-separated addresses or prefixes whose X-Forwarded-For is believed", func(s string) error {
 		c.Collect.TrustedProxies = strings.Split(s, ",")
 		return nil

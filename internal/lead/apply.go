@@ -15,6 +15,7 @@ import (
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/store"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
@@ -77,7 +78,7 @@ func (p *Processor) trim(tx *shard.Tx, tenantID string, r *record, set tenant.Se
 // the committed ones this message has not deleted, and those it wrote.
 func (p *Processor) activityKeys(tx *shard.Tx, prefix []byte) ([][]byte, error) {
 	var keys [][]byte
-	err := tx.Scan(prefix, prefixEnd(prefix), func(key, _ []byte) bool {
+	err := tx.Scan(prefix, store.PrefixEnd(prefix), func(key, _ []byte) bool {
 		keys = append(keys, bytes.Clone(key))
 		return true
 	})
@@ -93,7 +94,7 @@ func (p *Processor) activityKeys(tx *shard.Tx, prefix []byte) ([][]byte, error) 
 	}
 	keys = live
 	seen := len(keys)
-	tx.ScanPending(prefix, prefixEnd(prefix), func(key []byte) {
+	tx.ScanPending(prefix, store.PrefixEnd(prefix), func(key []byte) {
 		if _, found := slices.BinarySearchFunc(keys[:seen], key, bytes.Compare); !found {
 			keys = append(keys, bytes.Clone(key))
 		}

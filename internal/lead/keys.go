@@ -69,15 +69,3 @@ func (k keys) audit(tenant string, seq uint64, idx int) []byte {
 }
 
 func (k keys) audits(tenant string) []byte { return []byte(k.prefix + "au/" + tenant + "/") }
-
-// prefixEnd returns the first key after every key that starts with p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/store"
 )
 
 // absorbPart bounds the activities carried by one absorb message, so a
@@ -198,7 +199,7 @@ func (p *Processor) clear(tx *shard.Tx, tenantID string, r *record, indexCmd, in
 		}
 	}
 	prefix := p.keys.activities(tenantID, r.ID)
-	tx.DeleteRange(prefix, prefixEnd(prefix))
+	tx.DeleteRange(prefix, store.PrefixEnd(prefix))
 	for _, l := range r.Lists {
 		tx.Delete(p.keys.member(tenantID, l, r.ID))
 	}

@@ -1,7 +1,6 @@
 package lead_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -228,7 +227,7 @@ func (pl *pipeline) keys(prefix string) map[string]string {
 	if prefix != "" {
 		lower = []byte(prefix)
 	}
-	it, err := pl.st.NewIter(lower, prefixEnd(lower))
+	it, err := pl.st.NewIter(lower, store.PrefixEnd(lower))
 	require.NoError(pl.tb, err)
 	out := map[string]string{}
 	for it.First(); it.Valid(); it.Next() {
@@ -236,17 +235,6 @@ func (pl *pipeline) keys(prefix string) map[string]string {
 	}
 	require.NoError(pl.tb, it.Close())
 	return out
-}
-
-func prefixEnd(p []byte) []byte {
-	end := bytes.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // activityPrefix is where a lead's timeline is stored (see keys.go).

@@ -127,7 +127,7 @@ func (rd *Reader) Activities(_ context.Context, tenantID, id string, aq Activity
 	}
 	k := newKeys(Partition(tenantID, r.ID, rd.q))
 	prefix := k.activities(tenantID, r.ID)
-	upper := prefixEnd(prefix)
+	upper := store.PrefixEnd(prefix)
 	if aq.Cursor != "" {
 		suffix, ok := parseActivityID(aq.Cursor)
 		if !ok {
@@ -202,7 +202,7 @@ func (rd *Reader) ListMembers(ctx context.Context, tenantID, list string, limit 
 		if cursor != "" {
 			lower = append(append(bytes.Clone(prefix), cursor...), 0)
 		}
-		it, err := rd.st.NewIter(lower, prefixEnd(prefix))
+		it, err := rd.st.NewIter(lower, store.PrefixEnd(prefix))
 		if err != nil {
 			return nil, "", err
 		}
