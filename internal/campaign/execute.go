@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -356,8 +357,8 @@ func (e *Engine) email(tx *shard.Tx, h *lead.Handle, ver *Version, r *Run, st *s
 		From: from, To: l.Email, Subject: st.tmpl["subject"].Render(v, EscapeNone),
 		Text: st.tmpl["text"].Render(v, EscapeNone), HTML: st.tmpl["html"].Render(v, EscapeHTML),
 	}
-	if from != "" {
-		job.ListUnsubscribe = "mailto:" + from + "?subject=unsubscribe"
+	if addr, err := mail.ParseAddress(from); err == nil {
+		job.ListUnsubscribe = "mailto:" + addr.Address + "?subject=unsubscribe"
 	}
 	job.Order = h.Tenant() + "/" + h.ID()
 	return e.external(tx, h, r, st, job, "email to "+l.Email)

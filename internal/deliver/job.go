@@ -39,7 +39,9 @@ type Job struct {
 	Body    string            `json:"body,omitempty"`
 	// ContentType defaults to application/json.
 	ContentType string `json:"content_type,omitempty"`
-	// TimeoutMS bounds each attempt; 0 means Config.Timeout.
+	// TimeoutMS bounds each attempt; 0 means Config.Timeout. It is capped
+	// at a minute (or Config.Timeout, if longer), so that slow receivers
+	// cannot hold the workers for long.
 	TimeoutMS int `json:"timeout_ms,omitempty"`
 
 	// From and To are RFC 5322 addresses ("Ann <ann@example.com>"); To may
@@ -72,10 +74,17 @@ func parseJob(payload []byte) (Job, error) {
 	return j, nil
 }
 
+// maxJobTimeout caps Job.TimeoutMS, unless Config.Timeout is longer.
+const maxJobTimeout = time.Minute
+
 // timeout is the bound of one attempt of j.
 func (j *Job) timeout(def time.Duration) time.Duration {
-	if j.TimeoutMS > 0 {
-		return time.Duration(j.TimeoutMS) * time.Millisecond
+	if j.TimeoutMS <= 0 {
+		return def
 	}
-	return def
+	ceil := max(def, maxJobTimeout)
+	if int64(j.TimeoutMS) >= ceil.Milliseconds() {
+		return ceil
+	}
+	return time.Duration(j.TimeoutMS) * time.Millisecond
 }

@@ -1,0 +1,193 @@
+package deliver
+
+import (
+	"container/heap"
+	"context"
+	"time"
+)
+
+// How an item moves: accepted (held), then queued behind the earlier items
+// of its Order, then ready at its endpoint once it heads its Order, then
+// attempted when a worker slot and an endpoint slot are free. A failed
+// attempt that may be retried waits in the retry heap, holding no slot but
+// still heading its Order, and becomes ready again when due.
+
+// endpoint is a concurrency group: one URL host, or the SMTP server.
+type endpoint struct {
+	name     string
+	ready    []*item
+	active   int
+	runnable bool // in Sender.runnable
+	limit    int
+}
+
+func (e *endpoint) canRun() bool { return len(e.ready) > 0 && e.active < e.limit }
+
+// enqueueLocked queues an accepted item: before Run has read the outbox
+// it waits in hold, so that what the outbox holds goes first.
+func (s *Sender) enqueueLocked(it *item) {
+	if !s.live {
+		s.hold = append(s.hold, it)
+		return
+	}
+	s.scheduleLocked(it)
+}
+
+// scheduleLocked puts it behind the earlier items of its Order.
+func (s *Sender) scheduleLocked(it *item) {
+	if it.order == "" {
+		s.readyLocked(it)
+		return
+	}
+	q := append(s.orders[it.order], it)
+	s.orders[it.order] = q
+	if len(q) == 1 {
+		s.readyLocked(it)
+	}
+}
+
+// readyLocked makes it wait for a slot at its endpoint.
+func (s *Sender) readyLocked(it *item) {
+	e := s.endpoints[it.endpoint]
+	if e == nil {
+		e = &endpoint{name: it.endpoint, limit: s.cfg.PerEndpointConcurrency}
+		s.endpoints[it.endpoint] = e
+	}
+	e.ready = append(e.ready, it)
+	s.markRunnableLocked(e)
+	s.signal()
+}
+
+func (s *Sender) markRunnableLocked(e *endpoint) {
+	if !e.runnable && e.canRun() {
+		e.runnable = true
+		s.runnable = append(s.runnable, e)
+	}
+}
+
+// signal wakes the dispatcher.
+func (s *Sender) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatchLoop starts attempts until ctx ends.
+func (s *Sender) dispatchLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := s.dispatch(ctx)
+		var due <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-due:
+		}
+	}
+}
+
+// dispatch moves due retries to their endpoints and starts what the
+// limits allow. It returns when the next retry is due (zero for none).
+func (s *Sender) dispatch(ctx context.Context) (next time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ctx.Err() != nil {
+		return time.Time{}
+	}
+	now := time.Now()
+	for len(s.retries) > 0 && !s.retries[0].due.After(now) {
+		s.readyLocked(heap.Pop(&s.retries).(*item))
+	}
+	for s.running < s.cfg.Workers && len(s.runnable) > 0 {
+		e := s.runnable[0]
+		s.runnable[0] = nil
+		s.runnable = s.runnable[1:]
+		e.runnable = false
+		if !e.canRun() {
+			continue
+		}
+		it := e.ready[0]
+		e.ready[0] = nil
+		e.ready = e.ready[1:]
+		e.active++
+		s.running++
+		if !it.started {
+			it.started = true
+			s.queued--
+		}
+		s.markRunnableLocked(e) // to the back: endpoints take turns
+		s.attempts.Go(func() { s.work(ctx, it) })
+	}
+	if len(s.retries) > 0 {
+		next = s.retries[0].due
+	}
+	return next
+}
+
+// release frees the slots of an attempt that ended.
+func (s *Sender) release(it *item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running--
+	e := s.endpoints[it.endpoint]
+	e.active--
+	if e.active == 0 && len(e.ready) == 0 && !e.runnable {
+		delete(s.endpoints, e.name)
+	}
+	s.markRunnableLocked(e)
+	s.signal()
+}
+
+// retryLater makes it ready again after wait.
+func (s *Sender) retryLater(it *item, wait time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it.due = time.Now().Add(wait)
+	heap.Push(&s.retries, it)
+	s.signal()
+}
+
+// popOrderLocked removes the done item it from the head of its Order and
+// makes the next one ready.
+func (s *Sender) popOrderLocked(it *item) {
+	if it.order == "" {
+		return
+	}
+	q := s.orders[it.order]
+	if len(q) == 0 || q[0] != it {
+		// Cannot happen: only the head of an Order is attempted.
+		s.logger.Error("order queue out of step", "order", it.order, "key", it.key)
+		return
+	}
+	q[0] = nil
+	q = q[1:]
+	if len(q) == 0 {
+		delete(s.orders, it.order)
+		return
+	}
+	s.orders[it.order] = q
+	s.readyLocked(q[0])
+}
+
+// retryHeap orders items by due time.
+type retryHeap []*item
+
+func (h retryHeap) Len() int           { return len(h) }
+func (h retryHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h retryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retryHeap) Push(x any)        { *h = append(*h, x.(*item)) }
+
+func (h *retryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return it
+}
