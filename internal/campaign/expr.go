@@ -16,12 +16,17 @@ import (
 // Cost bounds of an expression. The estimate assumes strings of up to
 // maxStringSize characters and collections of up to maxCollectionSize
 // items (an activity's properties are at most 4 KiB); an expression whose
-// worst case is over maxEstimatedCost is refused at publish, and one that
-// runs over maxRuntimeCost is stopped.
+// worst case is over maxEstimatedCost is refused at publish. An expression
+// that loops (its worst case is over trackedCost) also runs with a cost
+// limit, since a lead's traits may hold more items than the estimate
+// assumed; a simple comparison runs without the tracker, which would
+// double its cost.
 const (
 	maxStringSize     = 4096
 	maxCollectionSize = 256
 	maxEstimatedCost  = 100_000
+	maxRuntimeCost    = 1_000_000
+	trackedCost       = 1_000
 	maxExprLen        = 2048
 )
 
@@ -81,9 +86,11 @@ func (c *Exprs) Compile(path, src string) (*Expr, []FieldError) {
 	if est.Max > maxEstimatedCost {
 		return nil, []FieldError{{Path: path, Message: fmt.Sprintf("expression too costly: worst case %d, limit %d", est.Max, maxEstimatedCost)}}
 	}
-	// The worst case is bounded at compile time, so evaluation runs without
-	// a cost tracker, which would double its cost.
-	prg, err := c.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if est.Max > trackedCost {
+		opts = append(opts, cel.CostLimit(maxRuntimeCost))
+	}
+	prg, err := c.env.Program(ast, opts...)
 	if err != nil {
 		return nil, []FieldError{{Path: path, Message: err.Error()}}
 	}
