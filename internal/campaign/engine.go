@@ -244,6 +244,9 @@ func (e *Engine) enter(ctx context.Context, tx *shard.Tx, h *lead.Handle, ver *V
 	tx.Set(e.keys.campaignRun(tenantID, ver.Campaign, r.ID), []byte(h.ID()))
 	e.count(tx, tenantID, ver.Campaign, statEntered, 1)
 	e.metrics.runs.WithLabelValues(tenantID, "entered").Inc()
+	if v.act == nil || !v.act.Backfill {
+		e.metrics.triggerLatency.Observe(e.metrics.now().Sub(at).Seconds())
+	}
 	return e.execute(ctx, tx, h, ver, r, &vars{act: v.act, tokens: v.tokens, lead: h.Lead, run: r})
 }
 

@@ -1,6 +1,12 @@
 package campaign
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/contrailhq/contrail/internal/metrics"
+)
 
 // Metrics are the campaign engines' instruments, shared by a node's lead
 // shards.
@@ -13,11 +19,20 @@ type Metrics struct {
 	exprErrors  *prometheus.CounterVec // tenant
 	staleTimers *prometheus.CounterVec // tenant
 	timersFired prometheus.Counter
+	// triggerLatency is from an input's receivedAt to the run it starts;
+	// now is the wall clock, read for this metric only.
+	triggerLatency prometheus.Histogram
+	now            func() time.Time
 }
 
 // NewMetrics registers the campaign metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		now: time.Now,
+		triggerLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "contrail_campaign_ingest_to_trigger_seconds", Help: "From the collector's receivedAt of an input to the campaign run it starts (wall clock).",
+			Buckets: metrics.LatencyBuckets,
+		}),
 		tested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "contrail_campaign_trigger_tests_total", Help: "Campaign versions an activity was tested against (after the trigger index), per tenant.",
 		}, []string{"tenant"}),
@@ -43,6 +58,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "contrail_campaign_timers_published_total", Help: "Due timers published to the lead shards as inputs.",
 		}),
 	}
-	reg.MustRegister(m.tested, m.runs, m.actions, m.external, m.skipped, m.exprErrors, m.staleTimers, m.timersFired)
+	reg.MustRegister(m.triggerLatency, m.tested, m.runs, m.actions, m.external, m.skipped, m.exprErrors, m.staleTimers, m.timersFired)
 	return m
 }

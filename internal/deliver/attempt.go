@@ -128,6 +128,9 @@ func (s *Sender) finish(it *item, res *Result) {
 	}
 	if res != nil {
 		s.metrics.duration.WithLabelValues(it.kind()).Observe(s.now().Sub(it.handed).Seconds())
+		if res.Status == StatusDelivered && !it.job.At.IsZero() {
+			s.metrics.ingestToDone.WithLabelValues(it.kind()).Observe(s.now().Sub(it.job.At).Seconds())
+		}
 	}
 	close(it.done)
 }

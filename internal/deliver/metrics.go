@@ -1,6 +1,10 @@
 package deliver
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/contrailhq/contrail/internal/metrics"
+)
 
 // Outcomes of an attempt, the "outcome" label of
 // contrail_deliver_attempts_total.
@@ -14,6 +18,7 @@ type deliverMetrics struct {
 	attempts      *prometheus.CounterVec   // tenant, kind, outcome
 	failed        *prometheus.CounterVec   // tenant, kind
 	duration      *prometheus.HistogramVec // kind
+	ingestToDone  *prometheus.HistogramVec // kind
 	inflight      prometheus.Gauge
 	outboxPending prometheus.Gauge
 	spilled       prometheus.Counter
@@ -34,6 +39,11 @@ func newDeliverMetrics(reg prometheus.Registerer) *deliverMetrics {
 			Help:    "Time from an effect's first hand-over to the sender until it is done (delivered or failed).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1ms to about 70m
 		}, []string{"kind"}),
+		ingestToDone: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "contrail_deliver_ingest_to_delivered_seconds",
+			Help:    "Time from the collector's receivedAt of the input that ran the step to the effect's delivery.",
+			Buckets: metrics.LatencyBuckets,
+		}, []string{"kind"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "contrail_deliver_inflight",
 			Help: "External effects the sender holds that are not done: queued, in an attempt or waiting to retry.",
@@ -47,6 +57,6 @@ func newDeliverMetrics(reg prometheus.Registerer) *deliverMetrics {
 			Help: "Effects Deliver returned unfinished, for the shard to write to the outbox; near zero when the sender keeps up.",
 		}),
 	}
-	reg.MustRegister(m.attempts, m.failed, m.duration, m.inflight, m.outboxPending, m.spilled)
+	reg.MustRegister(m.attempts, m.failed, m.duration, m.ingestToDone, m.inflight, m.outboxPending, m.spilled)
 	return m
 }
