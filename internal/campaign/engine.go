@@ -302,6 +302,10 @@ func (p PersonRestriction) admits(l *lead.Lead, listID func(string) string) bool
 	return false
 }
 
+// Reset forgets the input under way: the shard starts again from its
+// stored position, and a replayed input must number its runs as before.
+func (e *Engine) Reset() { e.runSeq, e.runIdx, e.runN, e.requests = 0, 0, 0, 0 }
+
 // runID numbers a run by the input that started it: unique in the
 // deployment, and the same on a replay.
 func (e *Engine) runID(tx *shard.Tx) string {

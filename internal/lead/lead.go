@@ -81,9 +81,15 @@ func New(cfg Config, q int, m *Metrics) (*Processor, error) {
 	return &Processor{cfg: cfg, partition: q, keys: newKeys(q), metrics: m, cache: map[string]*record{}}, nil
 }
 
-// Reset drops the cached profiles; the shard calls it when it (re)starts
-// from its stored position.
-func (p *Processor) Reset() { clear(p.cache) }
+// Reset drops the cached profiles, and the campaigns' state of the input
+// under way; the shard calls it when it (re)starts from its stored
+// position.
+func (p *Processor) Reset() {
+	clear(p.cache)
+	if r, ok := p.cfg.Campaigns.(interface{ Reset() }); ok {
+		r.Reset()
+	}
+}
 
 func (p *Processor) settings(id string) tenant.Settings {
 	if p.cfg.Tenants != nil {
