@@ -8,6 +8,8 @@
 //	contrail dead list|replay      inspect and replay events that processors rejected
 //	contrail report summary|top|timeseries|goals --tenant NAME
 //	                               a tenant's web reports
+//	contrail campaign apply|list|show|runs|pause|resume --tenant NAME
+//	                               a tenant's trigger campaigns
 //	contrail bench ingest          drive a node with realistic Segment traffic
 //	contrail version
 //
@@ -47,6 +49,13 @@ Usage:
                                          summary [--filter dim:value], top [--dimension page]
                                          [--limit 10] [--filter dim:value], timeseries [--metric
                                          pageviews] [--interval hour] [--timezone ZONE], goals
+  contrail campaign apply -f campaign.yaml --tenant NAME [--draft]
+                                         create the campaign of a YAML or JSON file, or replace
+                                         the draft of the one with its name, then publish it
+  contrail campaign list|show ID|runs ID|pause ID|resume ID --tenant NAME
+                                         campaigns, a campaign's spec and counters, its runs
+                                         [--lead L] [--status S] [--steps]; --api-key KEY
+                                         instead of the admin token and --tenant
   contrail bench ingest [flags]          load-test a node's collector
   contrail version
 
@@ -85,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return deadCmd(ctx, rest, stdout, stderr)
 	case "report":
 		return reportCmd(ctx, rest, stdout, stderr)
+	case "campaign":
+		return campaignCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, stdout, stderr)
 	case "version":

@@ -66,6 +66,18 @@ type Deps struct {
 	Leads      LeadReader
 	LeadWriter LeadWriter
 	Lists      Lists
+	// Campaigns stores the tenants' campaigns and CampaignRegistry is
+	// their compiled, live view: answers after a publish, pause or resume
+	// wait until it applies the change. CheckURL vets webhook URLs at
+	// publish (the SSRF guard); nil accepts them.
+	Campaigns        CampaignStore
+	CampaignRegistry CampaignCatalog
+	CheckURL         func(ctx context.Context, raw string) error
+	// Runs reads campaign runs and counters, and Deliveries the results
+	// of their webhooks and emails; when Runs is nil (processing is off)
+	// the run, stats and request endpoints answer 503.
+	Runs       RunReader
+	Deliveries DeliveryResults
 	Logger     *slog.Logger
 }
 
@@ -124,6 +136,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("POST /api/v1/dead/replay", a.replayDead)
 	a.registerReports(mux)
 	a.registerLeads(mux)
+	a.registerCampaigns(mux)
 	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -154,6 +167,9 @@ type TenantView struct {
 	Limits    tenant.Limits   `json:"limits"`
 	Settings  tenant.Settings `json:"settings"`
 	Keys      []KeyView       `json:"keys"`
+	// WebhookSecret signs the tenant's campaign webhooks (Standard
+	// Webhooks); receivers verify webhook-signature with it.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
 // KeyView is a key as the API shows it.
@@ -170,7 +186,7 @@ func viewKey(k tenant.Key) KeyView {
 }
 
 func view(t tenant.Tenant) TenantView {
-	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Settings: t.Settings.WithDefaults(), Keys: []KeyView{}}
+	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Settings: t.Settings.WithDefaults(), Keys: []KeyView{}, WebhookSecret: t.WebhookSecret}
 	for _, k := range t.Keys {
 		v.Keys = append(v.Keys, viewKey(k))
 	}

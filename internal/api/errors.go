@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/contrailhq/contrail/internal/campaign"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/lead"
 	"github.com/contrailhq/contrail/internal/report"
@@ -42,6 +43,12 @@ const (
 	CodeTooManyLeads = "too_many_leads"
 	// CodeInvalidCursor: a page cursor was not made by this API.
 	CodeInvalidCursor = "invalid_cursor"
+	// CodeInvalidCampaign: a campaign does not parse or validate; the
+	// error lists its problems, each with a path (and a line and column
+	// for an expression).
+	CodeInvalidCampaign = "invalid_campaign"
+	// CodeCampaignNotFound: the tenant has no campaign with that id.
+	CodeCampaignNotFound = "campaign_not_found"
 )
 
 var codeStatus = map[string]int{
@@ -60,12 +67,16 @@ var codeStatus = map[string]int{
 	CodeListNotFound:      http.StatusNotFound,
 	CodeTooManyLeads:      http.StatusBadRequest,
 	CodeInvalidCursor:     http.StatusBadRequest,
+	CodeInvalidCampaign:   http.StatusBadRequest,
+	CodeCampaignNotFound:  http.StatusNotFound,
 }
 
-// Error is the JSON body of every error answer: {"error":{"code","message"}}.
+// Error is the JSON body of every error answer: {"error":{"code","message"}},
+// with "problems" for an invalid campaign.
 type Error struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code     string                `json:"code"`
+	Message  string                `json:"message"`
+	Problems []campaign.FieldError `json:"problems,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -82,11 +93,20 @@ func writeError(w http.ResponseWriter, code, msg string) {
 
 // errorCode maps a domain error to an API code.
 func errorCode(err error) string {
+	if _, ok := errors.AsType[*campaign.ValidationError](err); ok {
+		return CodeInvalidCampaign
+	}
 	switch {
 	case errors.Is(err, tenant.ErrNotFound), errors.Is(err, tenant.ErrKeyNotFound), errors.Is(err, eventlog.ErrDeadNotFound):
 		return CodeNotFound
 	case errors.Is(err, lead.ErrNotFound):
 		return CodeLeadNotFound
+	case errors.Is(err, campaign.ErrNotFound):
+		return CodeCampaignNotFound
+	case errors.Is(err, campaign.ErrNameTaken), errors.Is(err, campaign.ErrNotPublished):
+		return CodeConflict
+	case errors.Is(err, campaign.ErrTooMany):
+		return CodeInvalidRequest
 	case errors.Is(err, tenant.ErrListNotFound):
 		return CodeListNotFound
 	case errors.Is(err, errTooMany):
