@@ -35,7 +35,7 @@ func TestValidationErrors(t *testing.T) {
 		want      campaign.FieldError
 	}{
 		{"unknown field", `{"name":"a","triggers":[{"type":"lead_created"}],"flow":[{"type":"change_score","change":1}],"colour":1}`,
-			campaign.FieldError{Message: `unknown field "colour"`}},
+			campaign.FieldError{Path: "colour", Line: 1, Column: 94, Message: `unknown field "colour"`}},
 		{"bad json", "{\"name\": \"a\",\n \"triggers\": [}", campaign.FieldError{Line: 2}},
 		{"unknown trigger", `{"name":"a","triggers":[{"type":"visits_page"}],"flow":[{"type":"change_score","change":1}]}`,
 			campaign.FieldError{Path: "triggers[0].type"}},
@@ -60,6 +60,12 @@ func TestValidationErrors(t *testing.T) {
 		{"wait without duration", `{"name":"a","triggers":[{"type":"lead_created"}],"flow":[{"type":"wait"}]}`,
 			campaign.FieldError{Path: "flow[0].duration"}},
 		{"empty", `  `, campaign.FieldError{Message: "empty campaign"}},
+		{"yaml type", "name: a\ntriggers:\n  - type: lead_created\nflow:\n  - type: change_score\n    change: ten\n",
+			campaign.FieldError{Path: "flow[0].change", Line: 6, Column: 13, Message: "want a number, got string"}},
+		{"json type", "{\"name\":\"a\",\"triggers\":[{\"type\":\"lead_created\"}],\n\"flow\":[{\"type\":\"change_score\",\"change\":\"ten\"}]}",
+			campaign.FieldError{Path: "flow[0].change", Line: 2, Column: 41}},
+		{"yaml unknown field", "name: a\ntriggers:\n  - type: lead_created\n    colour: red\nflow:\n  - {type: change_score, change: 1}\n",
+			campaign.FieldError{Path: "triggers[0].colour", Line: 4, Column: 5, Message: `unknown field "colour"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

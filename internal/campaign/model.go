@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Spec is a campaign as a marketer writes it, in JSON or YAML (one schema).
@@ -213,42 +211,6 @@ func (e *ValidationError) Error() string {
 		parts[i] = p.Error()
 	}
 	return "invalid campaign: " + strings.Join(parts, "; ")
-}
-
-// Parse reads a campaign in JSON or YAML (YAML is a superset: JSON parses
-// too) into a Spec, rejecting unknown fields. It does not validate; see
-// Compile.
-func Parse(data []byte) (Spec, error) {
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return Spec{}, &ValidationError{Problems: []FieldError{{Message: "empty campaign"}}}
-	}
-	if data[0] != '{' || !json.Valid(data) {
-		// YAML, or flow-style YAML that only looks like JSON.
-		var doc any
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			if data[0] == '{' { // broken JSON: its own error says where
-				var v any
-				return Spec{}, &ValidationError{Problems: []FieldError{jsonProblem(data, json.Unmarshal(data, &v))}}
-			}
-			return Spec{}, &ValidationError{Problems: []FieldError{yamlProblem(err)}}
-		}
-		b, err := json.Marshal(doc)
-		if err != nil {
-			return Spec{}, &ValidationError{Problems: []FieldError{{Message: "reading YAML: " + err.Error()}}}
-		}
-		data = b
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var s Spec
-	if err := dec.Decode(&s); err != nil {
-		return Spec{}, &ValidationError{Problems: []FieldError{jsonProblem(data, err)}}
-	}
-	if dec.More() {
-		return Spec{}, &ValidationError{Problems: []FieldError{{Message: "data after the campaign object"}}}
-	}
-	return s, nil
 }
 
 // yamlProblem turns a YAML error into a problem, with its line when the
