@@ -40,6 +40,13 @@ func (tx *Tx) External(x External) {
 	tx.externals = append(tx.externals, x)
 }
 
+// toOutbox writes effects to the outbox with the message's state.
+func (tx *Tx) toOutbox(effects []External) {
+	for _, x := range effects {
+		tx.msg[string(store.OutboxKey(tx.Stream, tx.Partition, x.Key))] = entry{value: append([]byte(nil), x.Payload...)}
+	}
+}
+
 // handOver gives the message's external effects to the sender and writes
 // those it did not finish to the outbox, in the batch about to commit. It
 // returns them, for Spilled after the commit.
@@ -51,9 +58,7 @@ func (s *shard) handOver(ctx context.Context, tx *Tx, effects []External) []Exte
 	if snd := s.rt.deps.Sender; snd != nil {
 		spill = snd.Deliver(ctx, effects)
 	}
-	for _, x := range spill {
-		tx.msg[string(store.OutboxKey(s.stream, s.partition, x.Key))] = entry{value: append([]byte(nil), x.Payload...)}
-	}
+	tx.toOutbox(spill)
 	if len(spill) > 0 {
 		s.rt.metrics.outboxWrites.WithLabelValues(s.stream).Add(float64(len(spill)))
 	}

@@ -38,9 +38,7 @@ func ApplyLocal(ctx context.Context, st *store.Store, stream string, partition i
 		}
 		tx.apply()
 	}
-	for _, x := range out.externals { // no sender: every effect goes to the outbox
-		tx.msg[string(store.OutboxKey(stream, partition, x.Key))] = entry{value: append([]byte(nil), x.Payload...)}
-	}
+	tx.toOutbox(out.externals) // no sender: every effect goes to the outbox
 	if err := tx.flush(); err != nil {
 		return nil, nil, err
 	}
