@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/contrailhq/contrail/internal/app"
+	"github.com/contrailhq/contrail/internal/config"
 )
 
 // TestBenchIngestReportsProcessing drives a real node briefly and checks
@@ -37,4 +44,97 @@ func TestBenchIngestReportsProcessing(t *testing.T) {
 		require.Contains(t, out, want)
 	}
 	require.False(t, strings.Contains(out, "not running"), out)
+}
+
+// TestBenchIngestCampaign runs the bench with --campaign against a node
+// that lets webhooks reach loopback: the campaign runs for the known
+// leads' page views, its webhooks reach the bench's receiver, the report
+// says so, and the campaign is paused after the run.
+func TestBenchIngestCampaign(t *testing.T) {
+	n := startBenchNode(t, func(c *config.Config) { c.Deliver.AllowPrivateNetworks = true })
+	var created struct {
+		ID       string `json:"id"`
+		WriteKey string `json:"write_key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(n.mustCLI(t, "tenant", "create", "bench")), &created))
+	waitTrack(t, n.url, created.WriteKey, http.StatusOK, "")
+	waitProcessed(t, n.url, n.token)
+	out := n.mustCLI(t, "bench", "ingest", "--url", n.url, "--tenant", "bench", "--campaign",
+		"--rate", "1000", "--duration", "1s", "--batch-size", "50", "--drain", "20s", "--quiet")
+	for _, want := range []string{
+		"ingest→trigger    p50 ~",
+		"ingest→delivered  p50 ~",
+		"outbox writes     ",
+		"campaigns         settled ",
+	} {
+		require.Contains(t, out, want)
+	}
+	// Every run took four steps and delivered its webhook once.
+	var entered, completed, steps, external, delivered, requests, keys int
+	_, err := fmt.Sscanf(strings.Join(rowWith(out, "campaign runs"), " "), "campaign runs %d entered, %d completed,", &entered, &completed)
+	require.NoError(t, err, out)
+	_, err = fmt.Sscanf(strings.Join(rowWith(out, "campaign steps"), " "), "actions %d campaign steps, %d of them external", &steps, &external)
+	require.NoError(t, err, out)
+	_, err = fmt.Sscanf(strings.Join(rowWith(out, "failed for good"), " "), "webhooks %d delivered, 0 failed", &delivered)
+	require.NoError(t, err, out)
+	_, err = fmt.Sscanf(strings.Join(rowWith(out, "webhook receiver"), " "), "webhook receiver %d requests, %d distinct", &requests, &keys)
+	require.NoError(t, err, out)
+	require.Positive(t, entered, out)
+	require.Equal(t, []int{entered, 4 * entered, entered, entered, entered, entered}, []int{completed, steps, external, delivered, requests, keys}, out)
+
+	list := n.mustCLI(t, "campaign", "list", "--tenant", "bench")
+	require.NotNil(t, rowWith(list, "contrail bench", "paused"), list)
+}
+
+// TestBenchIngestCampaignRefused checks that --campaign says what is
+// missing: a tenant, or a node that lets webhooks reach loopback.
+func TestBenchIngestCampaignRefused(t *testing.T) {
+	_, _, err := cli(t, "bench", "ingest", "--write-key", "wk_x", "--campaign")
+	require.ErrorContains(t, err, "--campaign needs --tenant")
+
+	n := startNode(t)
+	n.mustCLI(t, "tenant", "create", "bench")
+	_, _, err = cli(t, "bench", "ingest", "--url", n.url, "--tenant", "bench", "--campaign", "--duration", "1s",
+		"--server", n.url, "--token", n.token)
+	require.ErrorContains(t, err, "publishing the bench campaign (does the node run with --deliver-allow-private-networks?)")
+}
+
+// startBenchNode is startNode with a configuration of the test's.
+func startBenchNode(t *testing.T, configure func(*config.Config)) *testNode {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.NodeName = "bench-test"
+	cfg.Log.Partitions = 4
+	configure(&cfg)
+	require.NoError(t, cfg.Validate())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	node, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		require.NoError(t, err)
+	}
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx, func(a string) { addr <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("node did not stop in 30s")
+		}
+	})
+	select {
+	case a := <-addr:
+		return &testNode{url: "http://" + a, dataDir: cfg.DataDir, token: node.AdminTokenValue(), log: node.Log()}
+	case err := <-done:
+		require.FailNow(t, "node stopped before it was ready", "err: %v", err)
+	case <-time.After(30 * time.Second):
+		require.FailNow(t, "node not ready in 30s")
+	}
+	return nil
 }

@@ -29,6 +29,17 @@
 // buckets, interpolated, so they are only as fine as the buckets. A node
 // without shard series (a collector-only node) is reported as such.
 //
+// The same scrapes tell what the node's trigger campaigns did (Campaigns):
+// runs entered, steps taken (actions/s), webhooks delivered, outbox writes
+// per minute, and the ingest-to-trigger and ingest-to-delivered quantiles
+// from the differences of those histograms' buckets. When the server
+// counted no campaign work during the run, the report says nothing of
+// campaigns. When it did, Run waits after processing has caught up, within
+// the same Drain, until the campaigns settle: the lead shards' lag gauges
+// at zero and their counters still for 300ms, and nothing left in the
+// senders. A Receiver is a webhook endpoint for such runs that answers at
+// once and counts what it was sent.
+//
 // A Model is not safe for concurrent use; Run gives each worker its own.
 // Run may be called concurrently.
 package loadgen

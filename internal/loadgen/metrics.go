@@ -51,6 +51,8 @@ type serverMetrics struct {
 	// and latencySum the sum of its observations in seconds.
 	latency    buckets
 	latencySum float64
+	// campaigns are the campaign and delivery series.
+	campaigns campaignMetrics
 }
 
 // buckets are the cumulative buckets of a Prometheus histogram.
@@ -92,7 +94,10 @@ func parseMetrics(r io.Reader) (serverMetrics, error) {
 	if err != nil {
 		return serverMetrics{}, fmt.Errorf("parsing metrics: %w", err)
 	}
-	m := serverMetrics{accepted: map[string]float64{}, processed: map[string]float64{}, dead: map[string]float64{}}
+	m := serverMetrics{
+		accepted: map[string]float64{}, processed: map[string]float64{}, dead: map[string]float64{},
+		campaigns: newCampaignMetrics(),
+	}
 	cpu, ok := fams[cpuMetric]
 	if !ok {
 		return serverMetrics{}, fmt.Errorf("reading metrics: no %s series", cpuMetric)
@@ -124,20 +129,35 @@ func parseMetrics(r io.Reader) (serverMetrics, error) {
 			m.lag += value(s)
 		}
 	}
-	for _, s := range fams[latencyMetric].GetMetric() {
-		if label(s, "stream") != eventsStream || s.GetHistogram() == nil {
-			continue
-		}
-		b, err := histogramBuckets(s.GetHistogram())
-		if err != nil {
-			return serverMetrics{}, fmt.Errorf("reading %s: %w", latencyMetric, err)
-		}
-		if m.latency, err = m.latency.add(b); err != nil {
-			return serverMetrics{}, fmt.Errorf("reading %s: %w", latencyMetric, err)
-		}
-		m.latencySum += s.GetHistogram().GetSampleSum()
+	m.latency, m.latencySum, err = histogramOf(fams[latencyMetric], func(s *dto.Metric) bool { return label(s, "stream") == eventsStream })
+	if err != nil {
+		return serverMetrics{}, err
+	}
+	if err := m.campaigns.parse(fams); err != nil {
+		return serverMetrics{}, err
 	}
 	return m, nil
+}
+
+// histogramOf sums the classic histograms of the series of fam that keep
+// admits, and the sums of their observations. A nil fam has none.
+func histogramOf(fam *dto.MetricFamily, keep func(*dto.Metric) bool) (buckets, float64, error) {
+	var b buckets
+	var sum float64
+	for _, s := range fam.GetMetric() {
+		if s.GetHistogram() == nil || !keep(s) {
+			continue
+		}
+		h, err := histogramBuckets(s.GetHistogram())
+		if err == nil {
+			b, err = b.add(h)
+		}
+		if err != nil {
+			return buckets{}, 0, fmt.Errorf("reading %s: %w", fam.GetName(), err)
+		}
+		sum += s.GetHistogram().GetSampleSum()
+	}
+	return b, sum, nil
 }
 
 // value returns the value of a counter, gauge or untyped sample.

@@ -108,13 +108,15 @@ type Processing struct {
 	Error string
 }
 
-// ProcessingLatency summarises contrail_shard_ingest_to_processed_seconds
-// over the run. The shards observe it once per log message, from the
-// receivedAt of the message's last event, for every tenant: it counts log
-// messages, not events. Its quantiles are interpolated within the
-// histogram's buckets, so each is only known to lie in its bucket.
+// ProcessingLatency summarises a latency histogram of the server over the
+// run: contrail_shard_ingest_to_processed_seconds for Processing, which
+// the shards observe once per log message, from the receivedAt of the
+// message's last event, for every tenant (it counts log messages, not
+// events), and the campaign histograms for Campaigns. Its quantiles are
+// interpolated within the histogram's buckets, so each is only known to
+// lie in its bucket.
 type ProcessingLatency struct {
-	// Count is the number of log messages observed.
+	// Count is the number of observations.
 	Count int64
 	// Mean is their average, exact from the histogram's sum.
 	Mean time.Duration
@@ -152,11 +154,15 @@ type probe struct {
 	tenant  string
 
 	// progress, when set, is told the backlog about once a second during
-	// the drain.
+	// the drain, and settling about once a second while the campaigns
+	// settle after it.
 	progress func(backlog int64, at time.Time)
+	settling func(at time.Time)
 
-	before serverMetrics
-	peak   peak
+	// before is the scrape before the load, and last the last one follow
+	// read.
+	before, last serverMetrics
+	peak         peak
 }
 
 // peak is the most a run's samples showed.
@@ -209,6 +215,7 @@ func (p *probe) observe(m serverMetrics) {
 func (p *probe) follow(ctx context.Context, after serverMetrics, loadEnd time.Time, accepted int64, drain time.Duration) Processing {
 	p.observe(p.before)
 	p.observe(after)
+	p.last = after
 	pr := Processing{Measured: true, Running: p.peak.shards}
 	if !pr.Running {
 		return pr
@@ -230,6 +237,7 @@ func (p *probe) follow(ctx context.Context, after serverMetrics, loadEnd time.Ti
 		}
 	}
 	p.observe(last)
+	p.last = last
 
 	pr.Accepted = int64(c.accepted(last))
 	pr.Processed = int64(c.processed(last))

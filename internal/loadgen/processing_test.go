@@ -131,6 +131,8 @@ func TestRunReportsProcessing(t *testing.T) {
 				for _, want := range tc.text {
 					require.Contains(t, text, want)
 				}
+				require.NotContains(t, text, "campaign", "no campaign rows for a node without campaigns")
+				require.Equal(t, Campaigns{Tenant: rep.Processing.Tenant}, rep.Campaigns)
 				p := rep.Processing
 				require.True(t, p.Measured)
 				if tc.rate == 0 {

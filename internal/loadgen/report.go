@@ -62,6 +62,9 @@ type Report struct {
 	// Processing is what the server's shards did with the events, read
 	// from MetricsURL.
 	Processing Processing
+	// Campaigns is what the server's trigger campaigns did during the run,
+	// read from MetricsURL on a node that runs shards.
+	Campaigns Campaigns
 }
 
 // Latency summarises request latencies. In the open loop (Rate > 0) a
@@ -121,6 +124,9 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if r.Processing.Measured {
 		r.Processing.writeRows(row)
+	}
+	if r.Campaigns.shown() {
+		r.Campaigns.writeRows(row)
 	}
 	return tw.Flush()
 }

@@ -79,6 +79,11 @@ type Options struct {
 	// interrupted by ctx before its Duration, and the wait of a run without
 	// Duration, which ctx ends, is not cut short by ctx.
 	Drain time.Duration
+	// Receiver, when set, is the webhook endpoint of the campaign the run
+	// triggers: Run waits for the campaigns to settle after the load, as
+	// long as Drain allows, and reports what the receiver was sent (see
+	// Campaigns). Run does not close it.
+	Receiver *Receiver
 	// RequestTimeout bounds one request, answer included; 0 means
 	// DefaultRequestTimeout. In-flight requests are not cut short when the
 	// run stops, only by this timeout.
@@ -160,6 +165,10 @@ type Snapshot struct {
 	// counts the events accepted but not processed yet.
 	Draining bool
 	Backlog  int64
+	// Settling is set, with Draining, once processing has caught up,
+	// while Run waits for the campaign runs and their deliveries to
+	// finish.
+	Settling bool
 }
 
 // Run drives the collector at opt.URL with batches from a Model until
@@ -265,8 +274,18 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 						Requests: rep.Requests, Failed: r.failed.Load(), Draining: true, Backlog: backlog,
 					})
 				}
+				pb.settling = func(at time.Time) {
+					opt.Progress(Snapshot{
+						Elapsed: at.Sub(r.start), Sent: rep.Sent, Accepted: rep.Accepted, Rejected: rep.Rejected,
+						Requests: rep.Requests, Failed: r.failed.Load(), Draining: true, Settling: true,
+					})
+				}
 			}
-			rep.Processing = pb.follow(dctx, after, r.start.Add(elapsed), rep.Accepted, drain)
+			loadEnd := r.start.Add(elapsed)
+			rep.Processing = pb.follow(dctx, after, loadEnd, rep.Accepted, drain)
+			if rep.Processing.Running {
+				rep.Campaigns = pb.campaigns(dctx, rep.Processing.Tenant, after, loadEnd, drain, opt.Receiver)
+			}
 		}
 	}
 	return rep, errors.Join(errs...)
