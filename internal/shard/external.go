@@ -50,13 +50,25 @@ func (tx *Tx) toOutbox(effects []External) {
 // handOver gives the message's external effects to the sender and writes
 // those it did not finish to the outbox, in the batch about to commit. It
 // returns them, for Spilled after the commit.
-func (s *shard) handOver(ctx context.Context, tx *Tx, effects []External) []External {
+//
+// The shard's partition waits for the sender (its position commits after
+// the effects are done or spilled), but its worker does not: other shards
+// use it meanwhile, so a slow receiver slows only the partitions whose
+// messages call it.
+func (s *shard) handOver(ctx context.Context, tx *Tx, effects []External, held *bool) []External {
 	if len(effects) == 0 {
 		return nil
 	}
 	spill := effects
 	if snd := s.rt.deps.Sender; snd != nil {
+		if held != nil && *held {
+			s.rt.release()
+			*held = false
+		}
 		spill = snd.Deliver(ctx, effects)
+		if held != nil && s.rt.acquire(ctx) == nil {
+			*held = true
+		}
 	}
 	tx.toOutbox(spill)
 	if len(spill) > 0 {

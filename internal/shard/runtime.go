@@ -84,6 +84,19 @@ func (r *Runtime) Add(stream, stage string, partition int, proc Processor) {
 	r.metrics.lag.WithLabelValues(stream, p)
 }
 
+// acquire takes a worker, waiting for one to be free.
+func (r *Runtime) acquire(ctx context.Context) error {
+	select {
+	case r.workers <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release gives a worker back.
+func (r *Runtime) release() { <-r.workers }
+
 // Run runs every shard until ctx ends. A shard stopped by an
 // infrastructure error (log or store) restarts from its stored position
 // after a backoff; nothing it had not committed is lost.

@@ -115,18 +115,23 @@ func (s *shard) run(ctx context.Context) error {
 		if m.Seq <= s.position.Load() {
 			return nil // already applied (a redelivery after a consumer reset)
 		}
-		select {
-		case s.rt.workers <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := s.rt.acquire(ctx); err != nil {
+			return err
 		}
-		defer func() { <-s.rt.workers }()
-		return s.apply(ctx, tx, out, m)
+		held := true
+		defer func() {
+			if held {
+				s.rt.release()
+			}
+		}()
+		return s.apply(ctx, tx, out, m, &held)
 	})
 }
 
 // apply processes one log message and commits its effects with the position.
-func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Message) error {
+// held says whether the shard holds a worker; apply lets it go while it
+// waits for the senders.
+func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Message, held *bool) error {
 	start := time.Now()
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
@@ -204,7 +209,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		}
 		tx.apply()
 	}
-	spill := s.handOver(ctx, tx, out.externals)
+	spill := s.handOver(ctx, tx, out.externals, held)
 	if err := s.commit(tx, batch, m, start, lastReceived); err != nil {
 		return err
 	}
