@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/contrailhq/contrail/internal/app"
 	"github.com/contrailhq/contrail/internal/config"
 )
 
@@ -51,7 +47,7 @@ func TestBenchIngestReportsProcessing(t *testing.T) {
 // leads' page views, its webhooks reach the bench's receiver, the report
 // says so, and the campaign is paused after the run.
 func TestBenchIngestCampaign(t *testing.T) {
-	n := startBenchNode(t, func(c *config.Config) { c.Deliver.AllowPrivateNetworks = true })
+	n := startNode(t, func(c *config.Config) { c.Deliver.AllowPrivateNetworks = true })
 	var created struct {
 		ID       string `json:"id"`
 		WriteKey string `json:"write_key"`
@@ -97,44 +93,4 @@ func TestBenchIngestCampaignRefused(t *testing.T) {
 	_, _, err = cli(t, "bench", "ingest", "--url", n.url, "--tenant", "bench", "--campaign", "--duration", "1s",
 		"--server", n.url, "--token", n.token)
 	require.ErrorContains(t, err, "publishing the bench campaign (does the node run with --deliver-allow-private-networks?)")
-}
-
-// startBenchNode is startNode with a configuration of the test's.
-func startBenchNode(t *testing.T, configure func(*config.Config)) *testNode {
-	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.NodeName = "bench-test"
-	cfg.Log.Partitions = 4
-	configure(&cfg)
-	require.NoError(t, cfg.Validate())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	node, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		require.NoError(t, err)
-	}
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx, func(a string) { addr <- a }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("node did not stop in 30s")
-		}
-	})
-	select {
-	case a := <-addr:
-		return &testNode{url: "http://" + a, dataDir: cfg.DataDir, token: node.AdminTokenValue(), log: node.Log()}
-	case err := <-done:
-		require.FailNow(t, "node stopped before it was ready", "err: %v", err)
-	case <-time.After(30 * time.Second):
-		require.FailNow(t, "node not ready in 30s")
-	}
-	return nil
 }

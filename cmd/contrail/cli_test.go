@@ -29,13 +29,16 @@ type testNode struct {
 
 // startNode runs a node on a fresh data directory and a random port until
 // the test ends.
-func startNode(t *testing.T) *testNode {
+func startNode(t *testing.T, configure ...func(*config.Config)) *testNode {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.NodeName = "cli-test"
 	cfg.Log.Partitions = 4
+	for _, c := range configure {
+		c(&cfg)
+	}
 	require.NoError(t, cfg.Validate())
 
 	ctx, cancel := context.WithCancel(context.Background())
