@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -209,7 +210,7 @@ func (c *compiler) expr(path, src string) *Expr {
 func (c *compiler) trigger(path string, t Trigger) *trigger {
 	act, ok := triggerActivity[t.Type]
 	if !ok {
-		c.fail(path+".type", fmt.Sprintf("%q: want one of %s", t.Type, strings.Join(sortedKeys(triggerActivity), ", ")))
+		c.fail(path+".type", fmt.Sprintf("%q: want one of %s", t.Type, strings.Join(slices.Sorted(maps.Keys(triggerActivity)), ", ")))
 		return nil
 	}
 	ct := &trigger{Trigger: t, activity: act}
@@ -443,12 +444,3 @@ func (c *compiler) templates(st *step, path string, fields map[string]string) {
 }
 
 var tokenRE = regexp.MustCompile(`\{\{[^}]*\}\}`)
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}

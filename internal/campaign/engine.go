@@ -69,13 +69,19 @@ func (e *Engine) Activity(ctx context.Context, tx *shard.Tx, h *lead.Handle, a *
 	if a.Type == lead.ActCampaignStep {
 		return nil
 	}
+	// Most activities concern no campaign: they cost two lookups, and the
+	// expression variables are built only for those that do.
+	versions := e.cat.Triggered(h.Tenant(), a.Type)
+	waiting := h.Waiting() > 0
+	if len(versions) == 0 && !waiting {
+		return nil
+	}
 	v := &vars{act: a, lead: h.Lead}
-	if h.Waiting() > 0 {
+	if waiting {
 		if err := e.resumeWaiting(ctx, tx, h, v, a); err != nil {
 			return err
 		}
 	}
-	versions := e.cat.Triggered(h.Tenant(), a.Type)
 	if len(versions) == 0 {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -207,7 +208,7 @@ func (p *Processor) command(ctx context.Context, tx *shard.Tx, e *event.Event) e
 		return nil // merged already: a merge is idempotent
 	case e.Event == CmdErase && r != nil && r.MergedInto != "":
 		// A merged lead's tombstone, erased with its winner.
-		p.save(tx, e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
+		p.save(e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
 		return nil
 	}
 	if r == nil || r.tombstone() {
@@ -249,7 +250,7 @@ func (p *Processor) command(ctx context.Context, tx *shard.Tx, e *event.Event) e
 	default:
 		return fmt.Errorf("unknown lead command %q", e.Event)
 	}
-	p.save(tx, e.Tenant, r)
+	p.save(e.Tenant, r)
 	return nil
 }
 
@@ -259,7 +260,7 @@ func (p *Processor) patch(tx *shard.Tx, e *event.Event, r *record, x Patch, set 
 	change := func(name string, old, v json.RawMessage) {
 		p.addActivity(tx, e.Tenant, r, Activity{Type: ActChangeField, Time: e.Timestamp.UTC(), Field: name, Old: old, New: v, Source: "api"}, set)
 	}
-	for _, name := range sortedKeys(x.Traits) {
+	for _, name := range slices.Sorted(maps.Keys(x.Traits)) {
 		v := x.Traits[name]
 		if old, changed := r.setTrait(name, v, t); changed {
 			change(name, old, v)

@@ -100,7 +100,7 @@ func (h *Handle) change(fn func(r *record, set tenant.Settings)) error {
 	h.p.depth = h.depth + 1
 	fn(r, h.p.settings(h.tenant))
 	h.p.depth = 0
-	h.p.save(h.tx, h.tenant, r)
+	h.p.save(h.tenant, r)
 	return nil
 }
 

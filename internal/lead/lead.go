@@ -123,6 +123,7 @@ func (p *Processor) Process(ctx context.Context, tx *shard.Tx, e *event.Event) e
 	if err != nil {
 		return err
 	}
+	p.writeSaved(tx)
 	if len(p.cache)+len(p.saved) > p.cfg.CacheSize {
 		clear(p.cache) // the message's writes are in the overlay; reads fall through to it
 	}
@@ -136,9 +137,9 @@ func (p *Processor) Process(ctx context.Context, tx *shard.Tx, e *event.Event) e
 // shared with the cache: clone it before changing it.
 func (p *Processor) load(tx *shard.Tx, tenantID, lead string) (*record, error) {
 	key := p.keys.profile(tenantID, lead)
-	for i := len(p.saved) - 1; i >= 0; i-- { // this event's own writes first
-		if p.saved[i].key == string(key) {
-			return p.saved[i].rec, nil
+	for _, s := range p.saved { // this event's own writes first
+		if s.key == string(key) {
+			return s.rec, nil
 		}
 	}
 	if r, ok := p.cache[string(key)]; ok {
@@ -155,11 +156,26 @@ func (p *Processor) load(tx *shard.Tx, tenantID, lead string) (*record, error) {
 	return r, nil
 }
 
-// save writes a record; it reaches the cache when the event applies.
-func (p *Processor) save(tx *shard.Tx, tenantID string, r *record) {
-	key := p.keys.profile(tenantID, r.ID)
-	tx.Set(key, r.encode())
-	p.saved = append(p.saved, &savedRecord{key: string(key), rec: r})
+// save keeps a record as the input's latest write of it; writeSaved
+// encodes it once the input is done, however often it was changed (a
+// campaign's steps change one lead several times).
+func (p *Processor) save(tenantID string, r *record) {
+	key := string(p.keys.profile(tenantID, r.ID))
+	for _, s := range p.saved {
+		if s.key == key {
+			s.rec = r
+			return
+		}
+	}
+	p.saved = append(p.saved, &savedRecord{key: key, rec: r})
+}
+
+// writeSaved writes the records the input changed; they reach the cache
+// when it applies.
+func (p *Processor) writeSaved(tx *shard.Tx) {
+	for _, s := range p.saved {
+		tx.Set([]byte(s.key), s.rec.encode())
+	}
 }
 
 // owns reports whether a lead lives in this partition.
@@ -222,7 +238,7 @@ func (p *Processor) activity(tx *shard.Tx, e *event.Event, lead string, hops int
 	if a, ok := activityOf(e); ok {
 		p.addActivity(tx, e.Tenant, r, a, set)
 	}
-	p.save(tx, e.Tenant, r)
+	p.save(e.Tenant, r)
 	return nil
 }
 

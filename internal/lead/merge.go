@@ -3,8 +3,8 @@ package lead
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
@@ -84,7 +84,7 @@ func (p *Processor) merge(tx *shard.Tx, e *event.Event, r *record, x MergeInto) 
 		return err
 	}
 	p.audit(tx, e, auditRecord{Action: "merge", Lead: r.ID, Winner: x.Winner, By: x.By})
-	p.save(tx, e.Tenant, &record{ID: r.ID, UserID: r.UserID, MergedInto: x.Winner})
+	p.save(e.Tenant, &record{ID: r.ID, UserID: r.UserID, MergedInto: x.Winner})
 	return nil
 }
 
@@ -123,7 +123,7 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 	}
 	set := p.settings(e.Tenant)
 	if l := x.Profile; l != nil {
-		for _, name := range sortedKeys(l.Traits) {
+		for _, name := range slices.Sorted(maps.Keys(l.Traits)) {
 			tr := l.Traits[name]
 			if old, changed := r.setTrait(name, tr.V, tr.T); changed {
 				p.addActivity(tx, e.Tenant, r, Activity{Type: ActChangeField, Time: e.Timestamp.UTC(), Field: name, Old: old, New: tr.V, Source: "merge", Lead: x.Loser}, set)
@@ -162,7 +162,7 @@ func (p *Processor) absorb(tx *shard.Tx, e *event.Event, r *record) error {
 	if x.Final {
 		p.addActivity(tx, e.Tenant, r, Activity{Type: ActMergeLead, Time: e.Timestamp.UTC(), Lead: x.Loser, Source: "api"}, set)
 	}
-	p.save(tx, e.Tenant, r)
+	p.save(e.Tenant, r)
 	return nil
 }
 
@@ -186,7 +186,7 @@ func (p *Processor) erase(tx *shard.Tx, e *event.Event, r *record) error {
 		p.emit(tx, subject, e.Tenant, r.ID, event.CmdEraseVisitor, struct{}{}, v)
 	}
 	p.audit(tx, e, auditRecord{Action: "erase", Lead: r.ID})
-	p.save(tx, e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
+	p.save(e.Tenant, &record{ID: r.ID, Erased: e.Timestamp.UnixMicro()})
 	return nil
 }
 
@@ -207,13 +207,4 @@ func (p *Processor) clear(tx *shard.Tx, tenantID string, r *record, indexCmd, in
 		p.index(tx, tenantID, indexCmd, r.Email, indexLead)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
