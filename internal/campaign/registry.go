@@ -9,11 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contrailhq/contrail/internal/revision"
 )
 
 // Registry is an always-current, read-only view of every tenant's
@@ -25,9 +26,7 @@ type Registry struct {
 	window  func(tenant string) time.Duration
 	snap    atomic.Pointer[catalog]
 	loaded  chan struct{}
-	mu      sync.Mutex
-	rev     uint64
-	changed chan struct{}
+	applied revision.Tracker
 }
 
 // catalog is one immutable state of the registry.
@@ -44,7 +43,7 @@ type tenantCatalog struct {
 // NewRegistry returns a registry over store; Run keeps it current. window
 // gives a tenant's back-fill trigger window.
 func NewRegistry(store *Store, logger *slog.Logger, window func(tenant string) time.Duration) *Registry {
-	r := &Registry{store: store, logger: logger, window: window, loaded: make(chan struct{}), changed: make(chan struct{})}
+	r := &Registry{store: store, logger: logger, window: window, loaded: make(chan struct{})}
 	r.snap.Store(&catalog{byTenant: map[string]*tenantCatalog{}})
 	return r
 }
@@ -81,29 +80,10 @@ func (r *Registry) Active(tenantID, campaign string) (*Version, bool) {
 
 // WaitFor returns once the registry has applied KV revision rev.
 func (r *Registry) WaitFor(ctx context.Context, rev uint64) error {
-	for {
-		r.mu.Lock()
-		cur, ch := r.rev, r.changed
-		r.mu.Unlock()
-		if cur >= rev {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for campaign revision %d: %w", rev, ctx.Err())
-		}
+	if err := r.applied.WaitFor(ctx, rev); err != nil {
+		return fmt.Errorf("campaigns: %w", err)
 	}
-}
-
-func (r *Registry) advance(rev uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if rev > r.rev {
-		r.rev = rev
-		close(r.changed)
-		r.changed = make(chan struct{})
-	}
+	return nil
 }
 
 // Run watches the bucket and keeps the registry current until ctx ends.
@@ -128,7 +108,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			if e == nil {
 				initial = false
 				r.publish(campaigns, versions)
-				r.advance(maxRev)
+				r.applied.Advance(maxRev)
 				close(r.loaded)
 				continue
 			}
@@ -136,7 +116,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			r.apply(ctx, e, campaigns, versions)
 			if !initial {
 				r.publish(campaigns, versions)
-				r.advance(e.Revision())
+				r.applied.Advance(e.Revision())
 			}
 		}
 	}

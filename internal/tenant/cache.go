@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/contrailhq/contrail/internal/revision"
 )
 
 // Cache is an always-current, read-only view of all tenants, for lookups on
@@ -19,10 +20,8 @@ type Cache struct {
 	logger *slog.Logger
 	snap   atomic.Pointer[snapshot]
 	loaded chan struct{}
-
-	mu      sync.Mutex
-	rev     uint64        // highest KV revision applied
-	changed chan struct{} // closed and replaced when rev moves
+	// applied is the highest KV revision applied.
+	applied revision.Tracker
 }
 
 type snapshot struct {
@@ -32,7 +31,7 @@ type snapshot struct {
 
 // NewCache returns a cache over store; Run keeps it current.
 func NewCache(store *Store, logger *slog.Logger) *Cache {
-	c := &Cache{store: store, logger: logger, loaded: make(chan struct{}), changed: make(chan struct{})}
+	c := &Cache{store: store, logger: logger, loaded: make(chan struct{})}
 	c.snap.Store(&snapshot{byID: map[string]*Tenant{}, byWriteKey: map[string]*Tenant{}})
 	return c
 }
@@ -44,30 +43,10 @@ func (c *Cache) Loaded() <-chan struct{} { return c.loaded }
 // Tenant.Revision), so that a change made through this node is served by
 // this node's collector on the next request.
 func (c *Cache) WaitFor(ctx context.Context, rev uint64) error {
-	for {
-		c.mu.Lock()
-		if c.rev >= rev {
-			c.mu.Unlock()
-			return nil
-		}
-		ch := c.changed
-		c.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for tenant revision %d: %w", rev, ctx.Err())
-		}
+	if err := c.applied.WaitFor(ctx, rev); err != nil {
+		return fmt.Errorf("tenants: %w", err)
 	}
-}
-
-func (c *Cache) advance(rev uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if rev > c.rev {
-		c.rev = rev
-		close(c.changed)
-		c.changed = make(chan struct{})
-	}
+	return nil
 }
 
 // ByWriteKey returns the tenant owning write key k.
@@ -114,7 +93,7 @@ func (c *Cache) Run(ctx context.Context) error {
 			if e == nil { // end of the initial values
 				initial = false
 				c.publish(pending)
-				c.advance(maxRev)
+				c.applied.Advance(maxRev)
 				close(c.loaded)
 				continue
 			}
@@ -132,7 +111,7 @@ func (c *Cache) Run(ctx context.Context) error {
 			}
 			if !initial {
 				c.publish(pending)
-				c.advance(e.Revision())
+				c.applied.Advance(e.Revision())
 			}
 		}
 	}
