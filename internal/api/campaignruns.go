@@ -142,11 +142,15 @@ func (a *API) campaignRuns(w http.ResponseWriter, r *http.Request, t *tenant.Ten
 		leadID = l.ID
 	}
 	runs, err := a.deps.Runs.CampaignRuns(t.ID, c.ID, params["status"], leadID, limit)
-	if err != nil {
-		a.fail(w, err)
-		return
+	a.writeRuns(w, runs, err)
+}
+
+// writeRuns answers {"runs":[...]} with each step's delivery result.
+func (a *API) writeRuns(w http.ResponseWriter, runs []*campaign.Run, err error) {
+	var out []RunView
+	if err == nil {
+		out, err = a.viewRuns(runs)
 	}
-	out, err := a.viewRuns(runs)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -161,16 +165,7 @@ func (a *API) leadRuns(w http.ResponseWriter, r *http.Request, t *tenant.Tenant)
 		return
 	}
 	runs, err := a.deps.Runs.LeadRuns(t.ID, l.ID)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	out, err := a.viewRuns(runs)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+	a.writeRuns(w, runs, err)
 }
 
 // StatsView is a campaign's counters, its steps named after its active
