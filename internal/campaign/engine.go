@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -327,9 +328,9 @@ func (e *Engine) count(tx *shard.Tx, tenantID, campaign, name string, d int64) {
 	key := e.keys.stat(tenantID, campaign, name)
 	var n int64
 	if b, err := tx.Get(key); err == nil && len(b) == 8 {
-		n = int64(beUint64(b))
+		n = int64(binary.BigEndian.Uint64(b))
 	}
-	tx.Set(key, beAppend(nil, uint64(n+d)))
+	tx.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n+d)))
 }
 
 // Command applies a timer that fired or a campaign request.

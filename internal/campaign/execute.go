@@ -3,7 +3,6 @@ package campaign
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,7 +21,8 @@ import (
 // has no loops, so only a bug could reach it.
 const maxStepsPerInput = 1000
 
-// errStop ends a run's execution for this input: it waits, or ended.
+// stepOutcome says whether a run goes on after a step, or stops for this
+// input (it waits, or ended).
 type stepOutcome int
 
 const (
@@ -400,7 +400,3 @@ func (e *Engine) external(tx *shard.Tx, h *lead.Handle, r *Run, st *step, job de
 
 // escapeURL makes a token safe in a URL's path or query.
 func escapeURL(s string) string { return url.QueryEscape(s) }
-
-func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
-
-func beAppend(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/contrailhq/contrail/internal/event"
@@ -236,13 +236,7 @@ func (p *Processor) campaignCommand(ctx context.Context, tx *shard.Tx, e *event.
 		return err
 	}
 	if !ok {
-		return errUnknownCommand(e.Event)
+		return fmt.Errorf("unknown lead command %q", e.Event)
 	}
 	return nil
-}
-
-type errUnknownCommand string
-
-func (e errUnknownCommand) Error() string {
-	return "unknown lead command " + strings.TrimSpace(string(e))
 }
