@@ -20,6 +20,16 @@ const (
 	IPDrop      = "drop"      // store no address
 )
 
+// What the collector does with a paused tenant's events (PausedIntake)
+// and with events over the daily quota (OverQuota).
+const (
+	IntakeAccept = "accept" // store them; they are processed on resume
+	IntakeRefuse = "refuse" // answer 503 tenant_paused
+
+	OverQuotaRefuse = "refuse" // answer 429 quota_exceeded
+	OverQuotaDrop   = "drop"   // answer 200, each event's result says quota_exceeded
+)
+
 // Settings are a tenant's processing choices. A zero field means the
 // default from DefaultSettings.
 type Settings struct {
@@ -62,6 +72,12 @@ type Settings struct {
 	BackfillTriggerWindow Duration `json:"backfill_trigger_window,omitempty"`
 	// EmailFrom is the From address of campaign emails that name none.
 	EmailFrom string `json:"email_from,omitempty"`
+	// PausedIntake is what the collector does while the tenant is paused:
+	// accept (default) or refuse.
+	PausedIntake string `json:"paused_intake,omitempty"`
+	// OverQuota is what the collector does with events over the daily
+	// quota: refuse the request (default) or accept it and drop them.
+	OverQuota string `json:"over_quota,omitempty"`
 }
 
 // Goal is a conversion the web reports count: a page view whose path
@@ -110,6 +126,9 @@ func DefaultSettings() Settings {
 		LeadActivityLimit:     10000,
 		LeadActivityRetention: Duration(365 * 24 * time.Hour),
 		BackfillTriggerWindow: Duration(24 * time.Hour),
+
+		PausedIntake: IntakeAccept,
+		OverQuota:    OverQuotaRefuse,
 	}
 }
 
@@ -155,6 +174,12 @@ func (s Settings) WithDefaults() Settings {
 	if s.BackfillTriggerWindow == 0 {
 		s.BackfillTriggerWindow = d.BackfillTriggerWindow
 	}
+	if s.PausedIntake == "" {
+		s.PausedIntake = d.PausedIntake
+	}
+	if s.OverQuota == "" {
+		s.OverQuota = d.OverQuota
+	}
 	return s
 }
 
@@ -165,6 +190,16 @@ func (s Settings) Validate() error {
 	case "", IPKeep, IPAnonymize, IPDrop:
 	default:
 		errs = append(errs, fmt.Errorf("ip_policy %q: want keep, anonymize or drop", s.IPPolicy))
+	}
+	switch s.PausedIntake {
+	case "", IntakeAccept, IntakeRefuse:
+	default:
+		errs = append(errs, fmt.Errorf("paused_intake %q: want accept or refuse", s.PausedIntake))
+	}
+	switch s.OverQuota {
+	case "", OverQuotaRefuse, OverQuotaDrop:
+	default:
+		errs = append(errs, fmt.Errorf("over_quota %q: want refuse or drop", s.OverQuota))
 	}
 	if s.SessionTimeout < 0 || s.SessionMaxLength < 0 || s.HistoryWindow < 0 || s.VisitorRetention < 0 || s.HistoryLimit < 0 {
 		errs = append(errs, errors.New("settings must not be negative"))

@@ -190,6 +190,21 @@ func (s *Store) SetSettings(ctx context.Context, idOrName string, st Settings) (
 	})
 }
 
+// SetPaused pauses or resumes a tenant. Pausing an already paused tenant
+// keeps its original PausedAt.
+func (s *Store) SetPaused(ctx context.Context, idOrName string, paused bool) (Tenant, error) {
+	return s.Update(ctx, idOrName, func(t *Tenant) error {
+		switch {
+		case paused && !t.Paused:
+			now := s.now().UTC()
+			t.Paused, t.PausedAt = true, &now
+		case !paused:
+			t.Paused, t.PausedAt = false, nil
+		}
+		return nil
+	})
+}
+
 // AddKey adds a key of kind to a tenant and returns the secret.
 func (s *Store) AddKey(ctx context.Context, idOrName, kind string) (Tenant, Key, string, error) {
 	if kind != KindWrite && kind != KindAPI {

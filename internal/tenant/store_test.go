@@ -68,7 +68,7 @@ func TestCreate(t *testing.T) {
 	require.True(t, strings.HasPrefix(c.Tenant.ID, "tn_"), c.Tenant.ID)
 	require.Equal(t, "Acme Corp", c.Tenant.Name)
 	require.Equal(t, testNow, c.Tenant.CreatedAt)
-	require.Equal(t, tenant.Limits{EventsPerSecond: 50, Burst: 50, MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 2500},
+	require.Equal(t, tenant.Limits{EventsPerSecond: 50, Burst: 50, MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 2500, Weight: 1},
 		c.Tenant.Limits, "limits get their defaults")
 	require.True(t, strings.HasPrefix(c.WriteKey, "wk_"), c.WriteKey)
 	require.True(t, strings.HasPrefix(c.APIKey, "ak_"), c.APIKey)
@@ -262,7 +262,7 @@ func TestSetLimits(t *testing.T) {
 
 	tn, err := s.SetLimits(ctx, "ACME", tenant.Limits{EventsPerSecond: 0.5, DailyQuota: 1000, MaxBatchEvents: 10})
 	require.NoError(t, err)
-	want := tenant.Limits{EventsPerSecond: 0.5, Burst: 1, MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 10, DailyQuota: 1000}
+	want := tenant.Limits{EventsPerSecond: 0.5, Burst: 1, MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 10, DailyQuota: 1000, Weight: 1}
 	require.Equal(t, want, tn.Limits)
 	got, err = s.Get(ctx, c.Tenant.ID)
 	require.NoError(t, err)
@@ -496,4 +496,35 @@ func TestLimitsValidatedWithDefaults(t *testing.T) {
 	// inconsistent pair once defaults are applied.
 	require.Error(t, tenant.Limits{MaxBatchBytes: 16 << 10}.WithDefaults().Validate())
 	require.NoError(t, tenant.Limits{MaxBatchBytes: 16 << 10, MaxEventBytes: 8 << 10}.WithDefaults().Validate())
+}
+
+// TestSetPaused: pausing records when; pausing again keeps that time;
+// resuming clears it.
+func TestSetPaused(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	s, _ := openStore(t)
+	c, err := s.Create(ctx, "acme", tenant.Limits{})
+	require.NoError(t, err)
+	require.False(t, c.Tenant.Paused)
+
+	tn, err := s.SetPaused(ctx, "acme", true)
+	require.NoError(t, err)
+	require.True(t, tn.Paused)
+	require.NotNil(t, tn.PausedAt)
+	first := *tn.PausedAt
+	tn, err = s.SetPaused(ctx, c.Tenant.ID, true)
+	require.NoError(t, err)
+	require.Equal(t, first, *tn.PausedAt, "pausing again keeps the first pause time")
+
+	tn, err = s.SetPaused(ctx, "acme", false)
+	require.NoError(t, err)
+	require.False(t, tn.Paused)
+	require.Nil(t, tn.PausedAt)
+	got, err := s.Get(ctx, "acme")
+	require.NoError(t, err)
+	require.False(t, got.Paused, "the resume is stored")
+
+	_, err = s.SetPaused(ctx, "nobody", true)
+	require.ErrorIs(t, err, tenant.ErrNotFound)
 }

@@ -25,14 +25,25 @@ type Limits struct {
 	MaxBatchBytes int `json:"max_batch_bytes"`
 	// MaxBatchEvents bounds the events in one request.
 	MaxBatchEvents int `json:"max_batch_events"`
-	// DailyQuota bounds the events accepted per UTC day.
+	// DailyQuota bounds the events accepted per UTC day; what happens to
+	// the events over it is Settings.OverQuota.
 	DailyQuota int64 `json:"daily_quota"`
+	// Weight is the tenant's share of processing when tenants compete
+	// for a shard: deficit round robin serves tenants in proportion to
+	// their weights (1 to 1000; zero means 1).
+	Weight int `json:"weight"`
+	// WebhookConcurrency bounds the tenant's webhook calls in flight on a
+	// node (1 to 1000); zero means the node's default.
+	WebhookConcurrency int `json:"webhook_concurrency"`
+	// MaxActiveCampaigns bounds the tenant's published, active campaigns;
+	// zero means no limit.
+	MaxActiveCampaigns int `json:"max_active_campaigns"`
 }
 
 // DefaultLimits are the limits of a tenant created without any: the Segment
-// API's 32 KB per event and 500 KB per batch, no rate or quota limit.
+// API's 32 KB per event and 500 KB per batch, no rate or quota limit, weight 1.
 func DefaultLimits() Limits {
-	return Limits{MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 2500}
+	return Limits{MaxEventBytes: 32 << 10, MaxBatchBytes: 500 << 10, MaxBatchEvents: 2500, Weight: 1}
 }
 
 // WithDefaults returns l with zero size limits replaced by the defaults.
@@ -47,6 +58,9 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxBatchEvents == 0 {
 		l.MaxBatchEvents = d.MaxBatchEvents
 	}
+	if l.Weight == 0 {
+		l.Weight = 1
+	}
 	if l.EventsPerSecond > 0 && l.Burst == 0 {
 		l.Burst = max(int(l.EventsPerSecond), 1)
 	}
@@ -56,8 +70,15 @@ func (l Limits) WithDefaults() Limits {
 // Validate reports limits that cannot be applied.
 func (l Limits) Validate() error {
 	var errs []error
-	if l.EventsPerSecond < 0 || l.Burst < 0 || l.MaxEventBytes < 0 || l.MaxBatchBytes < 0 || l.MaxBatchEvents < 0 || l.DailyQuota < 0 {
+	if l.EventsPerSecond < 0 || l.Burst < 0 || l.MaxEventBytes < 0 || l.MaxBatchBytes < 0 || l.MaxBatchEvents < 0 || l.DailyQuota < 0 ||
+		l.Weight < 0 || l.WebhookConcurrency < 0 || l.MaxActiveCampaigns < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if l.Weight > 1000 {
+		errs = append(errs, fmt.Errorf("weight %d: at most 1000", l.Weight))
+	}
+	if l.WebhookConcurrency > 1000 {
+		errs = append(errs, fmt.Errorf("webhook_concurrency %d: at most 1000", l.WebhookConcurrency))
 	}
 	if l.MaxEventBytes > 1<<20 {
 		errs = append(errs, fmt.Errorf("max_event_bytes %d: at most 1 MiB", l.MaxEventBytes))
@@ -98,6 +119,12 @@ type Tenant struct {
 	Keys      []Key     `json:"keys"`
 	// Lists are the tenant's static lists of leads.
 	Lists []List `json:"lists,omitempty"`
+	// Paused tenants' events are kept, not processed: the shards park
+	// them in PARKED and replay them, in order, when the tenant resumes.
+	// The collector still accepts them unless Settings.PausedIntake says
+	// refuse.
+	Paused   bool       `json:"paused,omitempty"`
+	PausedAt *time.Time `json:"paused_at,omitempty"`
 	// WebhookSecret signs the tenant's campaign webhooks (Standard
 	// Webhooks: "whsec_" and base64).
 	WebhookSecret string `json:"webhook_secret,omitempty"`
@@ -105,6 +132,9 @@ type Tenant struct {
 	// Cache that has applied Revision serves this copy or a newer one.
 	Revision uint64 `json:"-"`
 }
+
+// EffectiveWeight is the tenant's processing weight, at least 1.
+func (t *Tenant) EffectiveWeight() int { return max(t.Limits.Weight, 1) }
 
 // HasAPIKey reports whether secret is one of t's API keys.
 func (t *Tenant) HasAPIKey(secret string) bool {
