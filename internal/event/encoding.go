@@ -161,6 +161,21 @@ func DecodeBatch(msg []byte) ([]Event, error) {
 // EachEvent decodes a log message and calls fn for each event in order. The
 // event passed to fn is reused between calls; its byte slices alias msg.
 func EachEvent(msg []byte, fn func(*Event) error) error {
+	var e Event
+	i := 0
+	return EachRecord(msg, func(rec []byte) error {
+		if err := DecodeRecord(rec, &e); err != nil {
+			return fmt.Errorf("reading frame %d: %w", i, err)
+		}
+		i++
+		return fn(&e)
+	})
+}
+
+// EachRecord calls fn with each record of a log message, undecoded, in
+// order: a shard that only routes an event (to PARKED, say) need not
+// decode it. rec aliases msg.
+func EachRecord(msg []byte, fn func(rec []byte) error) error {
 	if len(msg) == 0 {
 		return fmt.Errorf("empty message: %w", ErrCorrupt)
 	}
@@ -172,19 +187,14 @@ func EachEvent(msg []byte, fn func(*Event) error) error {
 	if d.err != nil || n > uint64(len(d.b)) {
 		return fmt.Errorf("reading count: %w", ErrCorrupt)
 	}
-	var e Event
 	for i := uint64(0); i < n; i++ {
 		size := d.uvarint()
 		if d.err != nil || size > uint64(len(d.b)) {
 			return fmt.Errorf("reading frame %d: %w", i, ErrCorrupt)
 		}
-		rec := decoder{b: d.b[:size]}
+		rec := d.b[:size:size]
 		d.b = d.b[size:]
-		rec.record(&e)
-		if rec.err != nil {
-			return fmt.Errorf("reading frame %d: %w", i, rec.err)
-		}
-		if err := fn(&e); err != nil {
+		if err := fn(rec); err != nil {
 			return err
 		}
 	}
@@ -192,6 +202,47 @@ func EachEvent(msg []byte, fn func(*Event) error) error {
 		return fmt.Errorf("%d trailing bytes: %w", len(d.b), ErrCorrupt)
 	}
 	return nil
+}
+
+// AppendRecordFrame appends an encoded record as a frame of a batch
+// message.
+func AppendRecordFrame(dst, rec []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(rec)))
+	return append(dst, rec...)
+}
+
+// RecordHead reads the tenant and receivedAt of an encoded record without
+// decoding the rest. tenant aliases rec.
+func RecordHead(rec []byte) (tenant []byte, receivedAt time.Time, err error) {
+	d := decoder{b: rec}
+	d.byte() // type
+	flags := d.byte()
+	recv := d.varint()
+	d.varint() // timestamp
+	if flags&flagOriginal != 0 {
+		d.varint()
+	}
+	if flags&flagSentAt != 0 {
+		d.varint()
+	}
+	tenant = d.bytes()
+	if d.err != nil {
+		return nil, time.Time{}, d.err
+	}
+	return tenant, time.UnixMicro(recv).UTC(), nil
+}
+
+// Count returns the number of events a log message holds, as its header
+// says; 0 when the header cannot be read.
+func Count(msg []byte) int {
+	if len(msg) < 2 || msg[0] != Version {
+		return 0
+	}
+	n, k := binary.Uvarint(msg[1:])
+	if k <= 0 || n > uint64(len(msg)) {
+		return 0
+	}
+	return int(n)
 }
 
 type decoder struct {

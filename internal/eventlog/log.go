@@ -17,9 +17,11 @@ const (
 	StreamEvents  = "EVENTS"
 	StreamLeads   = "LEADS"
 	StreamDead    = "DEAD"
+	StreamParked  = "PARKED"
 	EventsPrefix  = "ev."
 	LeadsPrefix   = "ld."
 	DeadPrefix    = "dead."
+	ParkedPrefix  = "parked."
 	metaPartition = "contrail_partitions"
 )
 
@@ -36,6 +38,9 @@ type Options struct {
 	MaxBytes int64
 	// DuplicateWindow is the Nats-Msg-Id deduplication window.
 	DuplicateWindow time.Duration
+	// ParkedMaxBytes bounds PARKED (0: unlimited). When it is full,
+	// shards wait to park rather than drop events.
+	ParkedMaxBytes int64
 	// Replicas is the stream replication factor (1 embedded, 3 in a cluster).
 	Replicas int
 }
@@ -115,7 +120,43 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Log, error) {
 	if err := l.ensure(ctx, dead, 0); err != nil {
 		return nil, err
 	}
+	// Parked events are kept until they are replayed (then purged): no
+	// age limit, and a full stream refuses new messages rather than drop
+	// old ones, so a shard that cannot park waits instead of losing them.
+	parked := jetstream.StreamConfig{
+		Name:        StreamParked,
+		Description: "Contrail events of paused or diverted tenants, waiting to be replayed in order",
+		Subjects:    []string{ParkedPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    orUnlimited(opts.ParkedMaxBytes),
+		MaxMsgSize:  8 << 20,
+		Duplicates:  opts.DuplicateWindow,
+		Replicas:    opts.Replicas,
+	}
+	if err := l.ensure(ctx, parked, 0); err != nil {
+		return nil, err
+	}
 	return l, nil
+}
+
+// ParkedSubject is the PARKED subject of a tenant's events set aside by
+// the shard of stream's partition p: "parked.<tenant>.ev.<p>".
+func ParkedSubject(tenant, stream string, p int) string {
+	return ParkedPrefix + tenant + "." + PrefixOf(stream) + strconv.Itoa(p)
+}
+
+// PurgeSubject removes the messages of subject in stream stored before
+// sequence before.
+func (l *Log) PurgeSubject(ctx context.Context, stream, subject string, before uint64) error {
+	s, err := l.js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("looking up stream %s: %w", stream, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(before)); err != nil {
+		return fmt.Errorf("purging %s below %d: %w", subject, before, err)
+	}
+	return nil
 }
 
 func orUnlimited(n int64) int64 {
@@ -314,9 +355,23 @@ func (l *Log) Read(ctx context.Context, partition int, start Start, fn func(Mess
 // ReadStream delivers the messages of stream to fn in stream order: those
 // of subject prefix+partition, or all when partition is -1. See Read.
 func (l *Log) ReadStream(ctx context.Context, stream, prefix string, partition int, start Start, fn func(Message) error) error {
-	cfg := jetstream.OrderedConsumerConfig{InactiveThreshold: 30 * time.Second}
+	subject := ""
 	if partition >= 0 {
-		cfg.FilterSubjects = []string{prefix + strconv.Itoa(partition)}
+		subject = prefix + strconv.Itoa(partition)
+	}
+	return l.read(ctx, stream, subject, prefix, start, fn)
+}
+
+// ReadSubject delivers the messages of one subject of stream to fn in
+// stream order, like ReadStream.
+func (l *Log) ReadSubject(ctx context.Context, stream, subject string, start Start, fn func(Message) error) error {
+	return l.read(ctx, stream, subject, "", start, fn)
+}
+
+func (l *Log) read(ctx context.Context, stream, subject, prefix string, start Start, fn func(Message) error) error {
+	cfg := jetstream.OrderedConsumerConfig{InactiveThreshold: 30 * time.Second}
+	if subject != "" {
+		cfg.FilterSubjects = []string{subject}
 	}
 	switch {
 	case start.New:

@@ -21,7 +21,7 @@ type Publisher interface {
 // Waiter reports when a shard has applied a log message; *shard.Runtime
 // implements it.
 type Waiter interface {
-	WaitApplied(ctx context.Context, stream string, partition int, seq uint64) error
+	WaitApplied(ctx context.Context, stream string, partition int, tenant string, seq uint64) error
 }
 
 // Writer puts API writes on LEADS, so they are ordered with the lead's
@@ -68,7 +68,7 @@ func (w *Writer) Submit(ctx context.Context, cmds []event.Event) error {
 		return err
 	}
 	for i, q := range order {
-		if err := w.wait.WaitApplied(ctx, eventlog.StreamLeads, q, seqs[i]); err != nil {
+		if err := w.wait.WaitApplied(ctx, eventlog.StreamLeads, q, byPart[q][0].Tenant, seqs[i]); err != nil {
 			return fmt.Errorf("%w: %w", ErrNotApplied, err)
 		}
 	}

@@ -20,6 +20,13 @@ import (
 type Config struct {
 	// Workers bounds how many shards process at once; 0 means one per core.
 	Workers int
+	// Fair parks, in a shard that has fallen FairLag behind (default
+	// 200ms), the events of tenants sending more than their weighted
+	// share, and drains them by deficit round robin, so the others stay
+	// current. Without it a shard is FIFO; paused tenants are parked
+	// either way.
+	Fair    bool
+	FairLag time.Duration
 }
 
 // Deps are a Runtime's collaborators.
@@ -32,12 +39,17 @@ type Deps struct {
 	// Sender delivers external effects; without one they all go to the
 	// outbox.
 	Sender Sender
-	// Now is the wall clock, used only for latency metrics.
+	// Tenants tells whether a tenant is paused and its weight; nil means
+	// none is paused and all weigh 1.
+	Tenants TenantPolicy
+	// Now is the wall clock, used for latency metrics and for scheduling
+	// (how far behind a shard is), never for processing.
 	Now func() time.Time
 }
 
 // Runtime runs a node's shards on a fixed pool of workers.
 type Runtime struct {
+	cfg     Config
 	deps    Deps
 	logger  *slog.Logger
 	now     func() time.Time
@@ -47,6 +59,11 @@ type Runtime struct {
 	// stopping is closed when Run's context ends, so waiters give up
 	// rather than hold a shutdown.
 	stopping chan struct{}
+
+	// gateMu guards resumed: nil while processing runs, a channel closed
+	// on resume while it is paused (PauseProcessing).
+	gateMu  sync.Mutex
+	resumed chan struct{}
 }
 
 // New returns a runtime; add shards with Add, then Run.
@@ -56,6 +73,9 @@ func New(cfg Config, deps Deps) (*Runtime, error) {
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.FairLag <= 0 {
+		cfg.FairLag = 200 * time.Millisecond
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -67,7 +87,7 @@ func New(cfg Config, deps Deps) (*Runtime, error) {
 		deps.Now = time.Now
 	}
 	return &Runtime{
-		deps: deps, logger: deps.Logger.With("component", "shard"), now: deps.Now,
+		cfg: cfg, deps: deps, logger: deps.Logger.With("component", "shard"), now: deps.Now,
 		workers: make(chan struct{}, cfg.Workers), metrics: newShardMetrics(deps.Registerer),
 		stopping: make(chan struct{}),
 	}, nil
@@ -96,6 +116,49 @@ func (r *Runtime) acquire(ctx context.Context) error {
 
 // release gives a worker back.
 func (r *Runtime) release() { <-r.workers }
+
+// PauseProcessing stops every shard of the node before its next message,
+// or resumes them; the log keeps what arrives meanwhile. `contrail bench
+// catchup` uses it to build a backlog.
+func (r *Runtime) PauseProcessing(paused bool) {
+	r.gateMu.Lock()
+	defer r.gateMu.Unlock()
+	switch {
+	case paused && r.resumed == nil:
+		r.resumed = make(chan struct{})
+		r.metrics.paused.Set(1)
+		r.logger.Info("processing paused")
+	case !paused && r.resumed != nil:
+		close(r.resumed)
+		r.resumed = nil
+		r.metrics.paused.Set(0)
+		r.logger.Info("processing resumed")
+	}
+}
+
+// ProcessingPaused reports whether PauseProcessing stopped the shards.
+func (r *Runtime) ProcessingPaused() bool {
+	r.gateMu.Lock()
+	defer r.gateMu.Unlock()
+	return r.resumed != nil
+}
+
+// waitResumed returns at once while processing runs, else when it resumes
+// or ctx ends.
+func (r *Runtime) waitResumed(ctx context.Context) error {
+	r.gateMu.Lock()
+	ch := r.resumed
+	r.gateMu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Run runs every shard until ctx ends. A shard stopped by an
 // infrastructure error (log or store) restarts from its stored position
@@ -155,10 +218,12 @@ var ErrStopping = errors.New("shards are stopping")
 // ErrNoShard means this node runs no shard for a stream's partition.
 var ErrNoShard = errors.New("no such shard on this node")
 
-// WaitApplied returns once the shard of stream's partition has committed
-// seq (or a later message), or when ctx ends. The API uses it to answer a
+// WaitApplied returns once the shard of stream's partition has applied
+// log message seq for tenant, or when ctx ends: it has committed seq (or a
+// later message), and, if it parked tenant's events of seq, replayed them.
+// With tenant "", committing seq is enough. The API uses it to answer a
 // write it put on the log once its effects are readable.
-func (r *Runtime) WaitApplied(ctx context.Context, stream string, partition int, seq uint64) error {
+func (r *Runtime) WaitApplied(ctx context.Context, stream string, partition int, tenant string, seq uint64) error {
 	var s *shard
 	for _, x := range r.shards {
 		if x.stream == stream && x.partition == partition {
@@ -171,7 +236,7 @@ func (r *Runtime) WaitApplied(ctx context.Context, stream string, partition int,
 	}
 	for {
 		ch := s.wait()
-		if s.position.Load() >= seq {
+		if s.appliedFor(tenant, seq) {
 			return nil
 		}
 		select {
@@ -223,6 +288,13 @@ type shardMetrics struct {
 	applySeconds *prometheus.HistogramVec // stream
 	endToEnd     *prometheus.HistogramVec // stream
 	outboxWrites *prometheus.CounterVec   // stream
+
+	parked        *prometheus.CounterVec   // stream, tenant, reason
+	replayed      *prometheus.CounterVec   // stream, tenant
+	backlog       *prometheus.GaugeVec     // stream, tenant
+	tenantLatency *prometheus.HistogramVec // stream, tenant
+	tenantLag     *prometheus.GaugeVec     // stream, tenant
+	paused        prometheus.Gauge
 }
 
 func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
@@ -260,6 +332,26 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 	m.outboxWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "contrail_outbox_writes_total", Help: "External effects written to the persistent outbox because the senders lagged, by input stream.",
 	}, []string{"stream"})
+	m.parked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contrail_shard_events_parked_total", Help: "Events set aside in PARKED, by stream, tenant and reason (paused, overflow).",
+	}, []string{"stream", "tenant", "reason"})
+	m.replayed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contrail_shard_events_replayed_total", Help: "Parked events read back from PARKED and applied (or skipped as already applied), by stream and tenant.",
+	}, []string{"stream", "tenant"})
+	m.backlog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "contrail_shard_tenant_backlog_events", Help: "Events of the tenant parked and not yet replayed, over the node's shards.",
+	}, []string{"stream", "tenant"})
+	m.tenantLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "contrail_shard_tenant_ingest_to_processed_seconds", Help: "From the collector's receivedAt to the commit, per tenant: observed once per log message per tenant, with its last event.",
+		Buckets: metrics.LatencyBuckets,
+	}, []string{"stream", "tenant"})
+	m.tenantLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "contrail_shard_tenant_lag_seconds", Help: "Age of the tenant's last event applied, when it was applied.",
+	}, []string{"stream", "tenant"})
+	m.paused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "contrail_processing_paused", Help: "1 while processing is paused on this node (contrail bench catchup).",
+	})
+	reg.MustRegister(m.parked, m.replayed, m.backlog, m.tenantLatency, m.tenantLag, m.paused)
 	reg.MustRegister(m.outboxWrites, m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
 	return m
 }

@@ -39,10 +39,11 @@ type Resetter interface {
 	Reset()
 }
 
-// Source reads one partition of a stream in order; *eventlog.Log
-// implements it.
+// Source reads one partition of a stream, or one subject, in order;
+// *eventlog.Log implements it.
 type Source interface {
 	ReadStream(ctx context.Context, stream, prefix string, partition int, start eventlog.Start, fn func(eventlog.Message) error) error
+	ReadSubject(ctx context.Context, stream, subject string, start eventlog.Start, fn func(eventlog.Message) error) error
 }
 
 // Publisher stores outputs; *eventlog.Log implements it.
@@ -72,11 +73,25 @@ type shard struct {
 
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced at each commit
+	// parked is what WaitApplied needs of the episodes: per tenant, the
+	// first main sequence parked and the last replayed, while active.
+	parked map[string][2]uint64
+
+	// Owned by the shard's loop.
+	eps        map[string]*episode
+	shares     shares
+	park       parking
+	mainWeight int
+	tenantRecv map[string]time.Time // per message: each tenant's last receivedAt
+	// backlogShown is what the shard added to the backlog gauge, per tenant.
+	backlogShown map[string]int64
 }
 
 // advance records that seq is applied and wakes the waiters.
 func (s *shard) advance(seq uint64) {
-	s.position.Store(seq)
+	if seq > 0 {
+		s.position.Store(seq)
+	}
 	s.mu.Lock()
 	if s.applied != nil {
 		close(s.applied)
@@ -95,6 +110,34 @@ func (s *shard) wait() <-chan struct{} {
 	return s.applied
 }
 
+// appliedFor reports whether the shard has applied main sequence seq for
+// tenant: it is at or past seq, and seq is not parked and waiting.
+func (s *shard) appliedFor(tenant string, seq uint64) bool {
+	if s.position.Load() < seq {
+		return false
+	}
+	if tenant == "" {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.parked[tenant]
+	return !ok || seq < p[0] || p[1] >= seq
+}
+
+// publishParked refreshes what WaitApplied reads of the episodes.
+func (s *shard) publishParked() {
+	m := make(map[string][2]uint64, len(s.eps))
+	for t, ep := range s.eps {
+		if ep.Active {
+			m[t] = [2]uint64{ep.Start, ep.Replayed}
+		}
+	}
+	s.mu.Lock()
+	s.parked = m
+	s.mu.Unlock()
+}
+
 // run processes the partition from the stored position until ctx ends or
 // an infrastructure error (log or store) stops it.
 func (s *shard) run(ctx context.Context) error {
@@ -106,40 +149,133 @@ func (s *shard) run(ctx context.Context) error {
 	if r, ok := s.proc.(Resetter); ok {
 		r.Reset()
 	}
+	if s.eps, err = s.loadEpisodes(); err != nil {
+		return err
+	}
+	s.publishParked()
+	s.park = parking{index: map[string]int{}, decided: map[string]bool{}, undo: map[string]*episode{}}
+	s.tenantRecv = map[string]time.Time{}
+	s.mainWeight = 1
+	for t, ep := range s.eps {
+		s.setBacklog(t, ep.Backlog)
+	}
+	defer func() {
+		for t := range s.backlogShown {
+			s.setBacklog(t, 0)
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sc := newSched()
+	defer sc.close()
+	prefix := eventlog.PrefixOf(s.stream)
+	main := sc.start(ctx, "", func(ctx context.Context, fn func(eventlog.Message) error) error {
+		return s.rt.deps.Source.ReadStream(ctx, s.stream, prefix, s.partition, eventlog.Start{Seq: pos + 1}, fn)
+	})
 	tx := &Tx{Stream: s.stream, Partition: s.partition, overlay: map[string]entry{}, msg: map[string]entry{}}
 	out := &outbox{}
-	prefix := eventlog.PrefixOf(s.stream)
-	return s.rt.deps.Source.ReadStream(ctx, s.stream, prefix, s.partition, eventlog.Start{Seq: pos + 1}, func(m eventlog.Message) error {
-		s.pending.Store(m.Pending)
-		s.last.Store(m.Seq)
-		if m.Seq <= s.position.Load() {
-			return nil // already applied (a redelivery after a consumer reset)
+	eligible := func(src *source) bool {
+		if src == main {
+			return true
 		}
-		if err := s.rt.acquire(ctx); err != nil {
+		paused, _ := s.rt.policy(src.tenant)
+		return !paused
+	}
+	weight := func(src *source) int {
+		if src == main {
+			return s.mainWeight
+		}
+		_, w := s.rt.policy(src.tenant)
+		return w
+	}
+	for {
+		s.syncReplays(ctx, sc)
+		select {
+		case err := <-sc.errs:
+			return err
+		default:
+		}
+		if err := s.rt.waitResumed(ctx); err != nil {
 			return err
 		}
-		held := true
-		defer func() {
-			if held {
-				s.rt.release()
+		sc.fill()
+		src := sc.pick(eligible, weight)
+		if src == nil {
+			// Nothing to do; look again now and then, for a tenant
+			// resumed (its replay becomes eligible without a message).
+			if err := sc.wait(ctx, 100*time.Millisecond); err != nil {
+				return err
 			}
-		}()
-		return s.apply(ctx, tx, out, m, &held)
-	})
+			continue
+		}
+		m := *src.head
+		src.head = nil
+		if src == main {
+			s.pending.Store(m.Pending)
+			s.last.Store(m.Seq)
+			if m.Seq <= s.position.Load() {
+				continue // already applied (a redelivery after a consumer reset)
+			}
+		}
+		if err := s.step(ctx, tx, out, src, m); err != nil {
+			return err
+		}
+	}
 }
 
-// apply processes one log message and commits its effects with the position.
-// held says whether the shard holds a worker; apply lets it go while it
-// waits for the senders.
+// step applies one message on a worker.
+func (s *shard) step(ctx context.Context, tx *Tx, out *outbox, src *source, m eventlog.Message) error {
+	if err := s.rt.acquire(ctx); err != nil {
+		return err
+	}
+	held := true
+	defer func() {
+		if held {
+			s.rt.release()
+		}
+	}()
+	if src.tenant == "" {
+		return s.apply(ctx, tx, out, m, &held)
+	}
+	return s.replay(ctx, tx, out, src.tenant, m, &held)
+}
+
+// syncReplays starts a reader for each tenant whose parked events may be
+// replayed, and stops those of episodes that ended.
+func (s *shard) syncReplays(ctx context.Context, sc *sched) {
+	for t, src := range sc.byTenant {
+		if ep := s.eps[t]; ep == nil || !ep.Active {
+			sc.stop(src)
+		}
+	}
+	for t, ep := range s.eps {
+		if !ep.Active || sc.byTenant[t] != nil {
+			continue
+		}
+		if paused, _ := s.rt.policy(t); paused {
+			continue
+		}
+		subject := eventlog.ParkedSubject(t, s.stream, s.partition)
+		from := ep.ParkedPos + 1
+		sc.start(ctx, t, func(ctx context.Context, fn func(eventlog.Message) error) error {
+			return s.rt.deps.Source.ReadSubject(ctx, eventlog.StreamParked, subject, eventlog.Start{Seq: from}, fn)
+		})
+	}
+}
+
+// apply processes one log message of the partition and commits its
+// effects with the position. Events of tenants being parked go to PARKED
+// instead. held says whether the shard holds a worker; apply lets it go
+// while it waits for the senders.
 func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Message, held *bool) error {
 	start := time.Now()
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
 	tx.begin(s.rt.deps.Store, batch)
 	out.reset()
-	var dead []Output
-	var lastReceived time.Time
-	idx := 0
+	s.park.reset()
+	clear(s.tenantRecv)
 	// An output of another shard already applied (a replay upstream, past
 	// JetStream's dedup window) is dropped whole; the high-water mark
 	// commits with the message's effects.
@@ -150,68 +286,181 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		return err
 	case dup:
 		s.rt.metrics.duplicates.WithLabelValues(s.stream).Inc()
-		return s.commit(tx, batch, m, start, time.Time{})
+		return s.commit(tx, batch, m.Seq, m.Pending, start)
 	default:
 		tx.apply()
 	}
-	err := event.EachEvent(m.Data, func(e *event.Event) error {
-		tx.reset(m.Seq, idx)
-		idx++
-		lastReceived = e.ReceivedAt
-		if perr := s.process(ctx, tx, e); perr != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	age := s.rt.now().Sub(m.Time)
+	var dead []Output
+	idx := 0
+	weights := 0
+	var e event.Event
+	// Events of one tenant tend to come in runs: the tenant's name, share
+	// and decision are looked up once per run.
+	var tenant string
+	run, diverted := 0, false
+	err := event.EachRecord(m.Data, func(rec []byte) error {
+		tb, _, err := event.RecordHead(rec)
+		if err != nil {
+			return err
+		}
+		if run == 0 || string(tb) != tenant {
+			if run > 0 {
+				s.shares.add(tenant, run)
 			}
-			dead = append(dead, deadOutput(s, m.Seq, e, perr))
-			s.rt.metrics.dead.WithLabelValues(s.stream, e.Tenant).Inc()
-			s.rt.logger.Warn("event sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq,
-				"tenant", e.Tenant, "message_id", e.MessageID, "err", perr)
+			tenant, run = string(tb), 0
+			diverted = s.diverts(tenant, m.Seq, age)
+		}
+		run++
+		if diverted {
+			s.park.add(tenant, rec)
+			idx++
 			return nil
 		}
-		tx.apply()
-		s.rt.metrics.processed.WithLabelValues(s.stream, e.Tenant).Inc()
-		out.add(tx)
-		return nil
+		if err := event.DecodeRecord(rec, &e); err != nil {
+			return err
+		}
+		if _, seen := s.tenantRecv[e.Tenant]; !seen {
+			weights += s.weight(e.Tenant)
+		}
+		d, err := s.processOne(ctx, tx, out, m.Seq, &idx, &e)
+		if d != nil {
+			dead = append(dead, *d)
+		}
+		return err
 	})
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case errors.Is(err, event.ErrCorrupt) || errors.Is(err, event.ErrVersion):
-		// The whole message is unreadable: nothing of it is applied.
+	if run > 0 {
+		s.shares.add(tenant, run)
+	}
+	if bad, err := s.unreadable(ctx, m, err); err != nil {
+		return err
+	} else if bad != nil {
 		_ = batch.Close()
 		batch = s.rt.deps.Store.NewBatch()
 		tx.begin(s.rt.deps.Store, batch)
 		out.reset()
-		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, err)}}
-		if r, ok := s.proc.(Resetter); ok {
-			r.Reset() // it saw the events read before the damage
-		}
-		s.rt.metrics.dead.WithLabelValues(s.stream, "unknown").Inc()
-		s.rt.logger.Error("unreadable log message sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", m.Seq, "err", err)
-	case err != nil:
-		return fmt.Errorf("processing %s seq %d: %w", s.stream, m.Seq, err)
+		s.park.reset()
+		s.rollback()
+		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, bad)}}
 	}
-	if outputs := out.outputs(); len(outputs) > 0 {
-		if err := publishOutputs(ctx, s.rt.deps.Publisher, "", s.stage, s.partition, m.Seq, outputs); err != nil {
+	s.mainWeight = max(weights, 1)
+	outputs := out.outputs()
+	if err := s.publish(ctx, s.stage, m.Seq, outputs, dead); err != nil {
+		return err
+	}
+	if len(s.park.groups) > 0 {
+		parked := s.park.outputs(s.stream, s.partition, m.Seq)
+		if err := publishOutputs(ctx, s.rt.deps.Publisher, "park.", s.stage, s.partition, m.Seq, parked); err != nil {
 			return err
 		}
-		s.rt.metrics.outputs.WithLabelValues(s.stream).Add(float64(len(outputs)))
-	}
-	if len(dead) > 0 {
-		if err := publishOutputs(ctx, s.rt.deps.Publisher, "dead.", s.stage, s.partition, m.Seq, dead); err != nil {
-			return err
-		}
-	}
-	if f, ok := s.proc.(Flusher); ok {
 		tx.reset(m.Seq, idx)
-		if err := f.Flush(ctx, tx); err != nil {
-			return fmt.Errorf("flushing %s seq %d: %w", s.stream, m.Seq, err)
+		for _, g := range s.park.groups {
+			ep := s.eps[g.tenant]
+			ep.Diverted = m.Seq
+			ep.Backlog += int64(g.count)
+			s.saveEpisode(tx, g.tenant, ep)
 		}
 		tx.apply()
 	}
-	spill := s.handOver(ctx, tx, out.externals, held)
-	if err := s.commit(tx, batch, m, start, lastReceived); err != nil {
+	if err := s.flush(ctx, tx, m.Seq, idx); err != nil {
 		return err
+	}
+	spill := s.handOver(ctx, tx, out.externals, held)
+	if err := s.commit(tx, batch, m.Seq, m.Pending, start); err != nil {
+		return err
+	}
+	for _, g := range s.park.groups {
+		s.rt.metrics.parked.WithLabelValues(s.stream, g.tenant, s.eps[g.tenant].Reason).Add(float64(g.count))
+		s.setBacklog(g.tenant, s.eps[g.tenant].Backlog)
+	}
+	if len(s.park.groups) > 0 || len(s.park.undo) > 0 {
+		s.publishParked()
+	}
+	clear(s.park.undo)
+	if len(spill) > 0 && s.rt.deps.Sender != nil {
+		s.rt.deps.Sender.Spilled(s.stream, s.partition, spill)
+	}
+	return nil
+}
+
+// replay applies one PARKED message of tenant and commits its effects
+// with the tenant's episode; the episode ends when the last event parked
+// is applied.
+func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, m eventlog.Message, held *bool) error {
+	start := time.Now()
+	ep := s.eps[tenant]
+	if ep == nil || !ep.Active {
+		return nil // the episode ended; the reader is being stopped
+	}
+	batch := s.rt.deps.Store.NewBatch()
+	defer func() { _ = batch.Close() }()
+	tx.begin(s.rt.deps.Store, batch)
+	out.reset()
+	clear(s.tenantRecv)
+	origin, err := strconv.ParseUint(m.Headers.Get(HeaderOrigin), 10, 64)
+	if err != nil {
+		return fmt.Errorf("parked message %d of %s has no origin sequence: %w", m.Seq, tenant, err)
+	}
+	ep.ParkedPos = m.Seq
+	n := 0
+	var dead []Output
+	idx := 0
+	skip := origin < ep.Start || origin <= ep.Replayed
+	if !skip {
+		err := event.EachEvent(m.Data, func(e *event.Event) error {
+			n++
+			d, err := s.processOne(ctx, tx, out, m.Seq, &idx, e)
+			if d != nil {
+				dead = append(dead, *d)
+			}
+			return err
+		})
+		if bad, err := s.unreadable(ctx, m, err); err != nil {
+			return err
+		} else if bad != nil {
+			_ = batch.Close()
+			batch = s.rt.deps.Store.NewBatch()
+			tx.begin(s.rt.deps.Store, batch)
+			out.reset()
+			dead = []Output{{Subject: eventlog.DeadPrefix + tenant, Data: m.Data, Headers: s.deadHeaders(m.Seq, bad)}}
+			n = event.Count(m.Data)
+		}
+		ep.Replayed = origin
+		ep.Backlog -= int64(n)
+	}
+	ended := false
+	if paused, _ := s.rt.policy(tenant); ep.Replayed >= ep.Diverted && !paused {
+		ended = true
+		ep.Active, ep.Backlog = false, 0
+	}
+	stage := s.stage + "-" + tenant
+	if err := s.publish(ctx, stage, m.Seq, out.outputs(), dead); err != nil {
+		return err
+	}
+	tx.reset(m.Seq, idx)
+	s.saveEpisode(tx, tenant, ep)
+	tx.apply()
+	if err := s.flush(ctx, tx, m.Seq, idx); err != nil {
+		return err
+	}
+	spill := s.handOver(ctx, tx, out.externals, held)
+	if err := s.commit(tx, batch, 0, 0, start); err != nil {
+		return err
+	}
+	if n > 0 {
+		s.rt.metrics.replayed.WithLabelValues(s.stream, tenant).Add(float64(n))
+	}
+	s.setBacklog(tenant, ep.Backlog)
+	s.publishParked()
+	if ended {
+		s.rt.logger.Info("parked events replayed; the tenant's events are applied directly again", "stream", s.stream,
+			"partition", s.partition, "tenant", tenant, "through_seq", ep.Replayed)
+		subject := eventlog.ParkedSubject(tenant, s.stream, s.partition)
+		if p, ok := s.rt.deps.Publisher.(Purger); ok {
+			if err := p.PurgeSubject(ctx, eventlog.StreamParked, subject, ep.ParkedPos+1); err != nil {
+				s.rt.logger.Warn("purging replayed parked events", "subject", subject, "err", err)
+			}
+		}
 	}
 	if len(spill) > 0 && s.rt.deps.Sender != nil {
 		s.rt.deps.Sender.Spilled(s.stream, s.partition, spill)
@@ -219,25 +468,133 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	return nil
 }
 
-// commit writes the message's state and its position in one batch.
-func (s *shard) commit(tx *Tx, batch *pebble.Batch, m eventlog.Message, start, lastReceived time.Time) error {
+// Purger removes replayed parked events; *eventlog.Log implements it.
+type Purger interface {
+	PurgeSubject(ctx context.Context, stream, subject string, before uint64) error
+}
+
+// processOne applies one event; a failure becomes a DEAD output.
+func (s *shard) processOne(ctx context.Context, tx *Tx, out *outbox, seq uint64, idx *int, e *event.Event) (*Output, error) {
+	tx.reset(seq, *idx)
+	*idx++
+	s.tenantRecv[e.Tenant] = e.ReceivedAt
+	if perr := s.process(ctx, tx, e); perr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		d := deadOutput(s, seq, e, perr)
+		s.rt.metrics.dead.WithLabelValues(s.stream, e.Tenant).Inc()
+		s.rt.logger.Warn("event sent to DEAD", "stream", s.stream, "partition", s.partition, "seq", seq,
+			"tenant", e.Tenant, "message_id", e.MessageID, "err", perr)
+		return &d, nil
+	}
+	tx.apply()
+	s.rt.metrics.processed.WithLabelValues(s.stream, e.Tenant).Inc()
+	out.add(tx)
+	return nil, nil
+}
+
+// unreadable sorts a message's processing error: bad when the message
+// cannot be decoded and goes to DEAD whole, or the error that must stop
+// the shard.
+func (s *shard) unreadable(ctx context.Context, m eventlog.Message, err error) (bad, _ error) {
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, event.ErrCorrupt) || errors.Is(err, event.ErrVersion):
+		if r, ok := s.proc.(Resetter); ok {
+			r.Reset() // it saw the events read before the damage
+		}
+		s.rt.metrics.dead.WithLabelValues(s.stream, "unknown").Inc()
+		s.rt.logger.Error("unreadable log message sent to DEAD", "stream", s.stream, "partition", s.partition,
+			"subject", m.Subject, "seq", m.Seq, "err", err)
+		return err, nil
+	case err != nil:
+		return nil, fmt.Errorf("processing %s seq %d: %w", m.Subject, m.Seq, err)
+	}
+	return nil, nil
+}
+
+// publish stores a message's outputs and DEAD events before its commit.
+func (s *shard) publish(ctx context.Context, stage string, seq uint64, outputs, dead []Output) error {
+	if len(outputs) > 0 {
+		if err := publishOutputs(ctx, s.rt.deps.Publisher, "", stage, s.partition, seq, outputs); err != nil {
+			return err
+		}
+		s.rt.metrics.outputs.WithLabelValues(s.stream).Add(float64(len(outputs)))
+	}
+	if len(dead) > 0 {
+		if err := publishOutputs(ctx, s.rt.deps.Publisher, "dead.", stage, s.partition, seq, dead); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush lets a Flusher write what it gathered over the message.
+func (s *shard) flush(ctx context.Context, tx *Tx, seq uint64, idx int) error {
+	f, ok := s.proc.(Flusher)
+	if !ok {
+		return nil
+	}
+	tx.reset(seq, idx)
+	if err := f.Flush(ctx, tx); err != nil {
+		return fmt.Errorf("flushing %s seq %d: %w", s.stream, seq, err)
+	}
+	tx.apply()
+	return nil
+}
+
+// setBacklog shows n as the shard's part of tenant's parked backlog in
+// the per-tenant gauge, which sums the shards'.
+func (s *shard) setBacklog(tenant string, n int64) {
+	if s.backlogShown == nil {
+		s.backlogShown = map[string]int64{}
+	}
+	if d := n - s.backlogShown[tenant]; d != 0 {
+		s.rt.metrics.backlog.WithLabelValues(s.stream, tenant).Add(float64(d))
+	}
+	if n == 0 {
+		delete(s.backlogShown, tenant)
+	} else {
+		s.backlogShown[tenant] = n
+	}
+}
+
+// commit writes the message's state and, for a message of the partition
+// (seq > 0), its position, in one batch.
+func (s *shard) commit(tx *Tx, batch *pebble.Batch, seq, pending uint64, start time.Time) error {
 	if err := tx.flush(); err != nil {
 		return err
 	}
-	if err := store.PutUint64(batch, store.PositionKey(s.stream, s.partition), m.Seq); err != nil {
-		return err
+	if seq > 0 {
+		if err := store.PutUint64(batch, store.PositionKey(s.stream, s.partition), seq); err != nil {
+			return err
+		}
 	}
 	if err := s.rt.deps.Store.Commit(batch); err != nil {
 		return err
 	}
-	s.advance(m.Seq)
-	p := strconv.Itoa(s.partition)
-	s.rt.metrics.position.WithLabelValues(s.stream, p).Set(float64(m.Seq))
-	s.rt.metrics.lag.WithLabelValues(s.stream, p).Set(float64(m.Pending))
+	s.advance(seq)
+	if seq > 0 {
+		p := strconv.Itoa(s.partition)
+		s.rt.metrics.position.WithLabelValues(s.stream, p).Set(float64(seq))
+		s.rt.metrics.lag.WithLabelValues(s.stream, p).Set(float64(pending))
+	}
 	s.rt.metrics.applySeconds.WithLabelValues(s.stream).Observe(time.Since(start).Seconds())
-	if !lastReceived.IsZero() {
-		// Wall clock for the metric only; processing never reads it.
-		s.rt.metrics.endToEnd.WithLabelValues(s.stream).Observe(s.rt.now().Sub(lastReceived).Seconds())
+	// Wall clock for the metrics only; processing never reads it.
+	now := s.rt.now()
+	var last time.Time
+	for t, recv := range s.tenantRecv {
+		lag := now.Sub(recv).Seconds()
+		s.rt.metrics.tenantLatency.WithLabelValues(s.stream, t).Observe(lag)
+		s.rt.metrics.tenantLag.WithLabelValues(s.stream, t).Set(lag)
+		if recv.After(last) {
+			last = recv
+		}
+	}
+	if !last.IsZero() {
+		s.rt.metrics.endToEnd.WithLabelValues(s.stream).Observe(now.Sub(last).Seconds())
 	}
 	return nil
 }
