@@ -19,6 +19,11 @@ type Config struct {
 	// PerEndpointConcurrency bounds the attempts in progress at once to one
 	// URL host (or to the SMTP server). Default 8.
 	PerEndpointConcurrency int `yaml:"per_endpoint_concurrency"`
+	// PerTenantConcurrency bounds the attempts of one tenant in progress at
+	// once, unless Deps.TenantConcurrency gives the tenant a limit of its
+	// own. Below Workers, it keeps a tenant whose receivers hang from
+	// holding every worker. Default 32.
+	PerTenantConcurrency int `yaml:"per_tenant_concurrency"`
 	// MaxAttempts is the retry budget of an effect, first attempt
 	// included. Default 8.
 	MaxAttempts int `yaml:"max_attempts"`
@@ -81,6 +86,11 @@ type Deps struct {
 	// guarded dialer, with no proxy; any other RoundTripper is used as it
 	// is, and then the private-address check at dial time is its job.
 	HTTPClient *http.Client
+	// TenantConcurrency returns a tenant's limit of attempts in progress at
+	// once; nil, or a result <= 0, means Config.PerTenantConcurrency. It is
+	// called while the Sender dispatches, with its lock held: it must be
+	// fast and must not call the Sender.
+	TenantConcurrency func(tenant string) int
 }
 
 // withDefaults fills the zero fields.
@@ -97,6 +107,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.Workers, 64)
 	def(&c.PerEndpointConcurrency, 8)
+	def(&c.PerTenantConcurrency, 32)
 	def(&c.MaxAttempts, 8)
 	def(&c.LagThreshold, 1000)
 	defDur(&c.BaseBackoff, time.Second)
@@ -114,8 +125,8 @@ func (c Config) withDefaults() Config {
 // mean the default).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Workers < 0 || c.PerEndpointConcurrency < 0 || c.MaxAttempts < 0 || c.LagThreshold < 0 {
-		errs = append(errs, errors.New("workers, per_endpoint_concurrency, max_attempts and lag_threshold must not be negative"))
+	if c.Workers < 0 || c.PerEndpointConcurrency < 0 || c.PerTenantConcurrency < 0 || c.MaxAttempts < 0 || c.LagThreshold < 0 {
+		errs = append(errs, errors.New("workers, per_endpoint_concurrency, per_tenant_concurrency, max_attempts and lag_threshold must not be negative"))
 	}
 	if c.BaseBackoff < 0 || c.MaxBackoff < 0 || c.Timeout < 0 || c.HandoverWait < 0 || c.RescanInterval < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

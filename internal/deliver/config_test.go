@@ -12,6 +12,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	c := Config{}.withDefaults()
 	require.Equal(t, 64, c.Workers)
 	require.Equal(t, 8, c.PerEndpointConcurrency)
+	require.Equal(t, 32, c.PerTenantConcurrency)
 	require.Equal(t, 8, c.MaxAttempts)
 	require.Equal(t, time.Second, c.BaseBackoff)
 	require.Equal(t, 5*time.Minute, c.MaxBackoff)
@@ -22,6 +23,7 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 	require.NoError(t, Config{}.Validate())
 
 	require.Error(t, Config{Workers: -1}.Validate())
+	require.Error(t, Config{PerTenantConcurrency: -1}.Validate())
 	require.Error(t, Config{Timeout: -time.Second}.Validate())
 	require.Error(t, Config{BaseBackoff: time.Hour, MaxBackoff: time.Minute}.Validate())
 

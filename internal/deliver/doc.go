@@ -26,9 +26,14 @@
 //     the switch from memory to the outbox. After a restart, the entries
 //     read back from the outbox are ordered by Job.Order, then Job.At and
 //     Job.Step, and go before anything handed over since.
-//   - Bounded concurrency: Config.Workers attempts at once in all, and
-//     Config.PerEndpointConcurrency per URL host (or per SMTP server).
-//     Retries wait without holding a slot.
+//   - Bounded concurrency: Config.Workers attempts at once in all,
+//     Config.PerEndpointConcurrency per URL host (or per SMTP server), and
+//     per tenant its Deps.TenantConcurrency, or else
+//     Config.PerTenantConcurrency. Retries wait without holding a slot.
+//   - Fair to tenants. Tenants with effects ready take turns, one attempt
+//     each, and within a tenant its endpoints take turns; with the tenant
+//     limit below Config.Workers, a tenant whose receivers fail or hang
+//     cannot take the workers from the others.
 //   - Webhooks never reach a private address (loopback, RFC 1918, link-local,
 //     CGNAT...) unless Config.AllowPrivateNetworks: the check runs on the
 //     address actually dialled, after DNS resolution.

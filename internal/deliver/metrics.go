@@ -20,6 +20,8 @@ type deliverMetrics struct {
 	duration      *prometheus.HistogramVec // kind
 	ingestToDone  *prometheus.HistogramVec // kind
 	inflight      prometheus.Gauge
+	tenantActive  *prometheus.GaugeVec   // tenant
+	throttled     *prometheus.CounterVec // tenant
 	outboxPending prometheus.Gauge
 	spilled       prometheus.Counter
 }
@@ -48,6 +50,14 @@ func newDeliverMetrics(reg prometheus.Registerer) *deliverMetrics {
 			Name: "contrail_deliver_inflight",
 			Help: "External effects the sender holds that are not done: queued, in an attempt or waiting to retry.",
 		}),
+		tenantActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "contrail_deliver_attempts_in_progress",
+			Help: "Delivery attempts in progress, by tenant; a tenant's series goes once it has nothing ready or in progress.",
+		}, []string{"tenant"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "contrail_deliver_tenant_throttled_total",
+			Help: "Times a tenant's ready effect was held back, with a worker and its endpoint free, because the tenant had its limit of attempts in progress.",
+		}, []string{"tenant"}),
 		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "contrail_deliver_outbox_pending",
 			Help: "Outbox entries the sender knows of whose effect is not done.",
@@ -57,6 +67,7 @@ func newDeliverMetrics(reg prometheus.Registerer) *deliverMetrics {
 			Help: "Effects Deliver returned unfinished, for the shard to write to the outbox; near zero when the sender keeps up.",
 		}),
 	}
-	reg.MustRegister(m.attempts, m.failed, m.duration, m.ingestToDone, m.inflight, m.outboxPending, m.spilled)
+	reg.MustRegister(m.attempts, m.failed, m.duration, m.ingestToDone, m.inflight, m.tenantActive, m.throttled,
+		m.outboxPending, m.spilled)
 	return m
 }

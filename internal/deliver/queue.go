@@ -7,21 +7,11 @@ import (
 )
 
 // How an item moves: accepted (held), then queued behind the earlier items
-// of its Order, then ready at its endpoint once it heads its Order, then
-// attempted when a worker slot and an endpoint slot are free. A failed
-// attempt that may be retried waits in the retry heap, holding no slot but
-// still heading its Order, and becomes ready again when due.
-
-// endpoint is a concurrency group: one URL host, or the SMTP server.
-type endpoint struct {
-	name     string
-	ready    []*item
-	active   int
-	runnable bool // in Sender.runnable
-	limit    int
-}
-
-func (e *endpoint) canRun() bool { return len(e.ready) > 0 && e.active < e.limit }
+// of its Order, then ready once it heads its Order, then attempted when its
+// turn comes (fair.go) and a worker slot, a slot of its tenant and a slot
+// at its endpoint are free. A failed attempt that may be retried waits in
+// the retry heap, holding no slot but still heading its Order, and becomes
+// ready again when due.
 
 // enqueueLocked queues an accepted item: before Run has read the outbox
 // it waits in hold, so that what the outbox holds goes first.
@@ -43,25 +33,6 @@ func (s *Sender) scheduleLocked(it *item) {
 	s.orders[it.order] = q
 	if len(q) == 1 {
 		s.readyLocked(it)
-	}
-}
-
-// readyLocked makes it wait for a slot at its endpoint.
-func (s *Sender) readyLocked(it *item) {
-	e := s.endpoints[it.endpoint]
-	if e == nil {
-		e = &endpoint{name: it.endpoint, limit: s.cfg.PerEndpointConcurrency}
-		s.endpoints[it.endpoint] = e
-	}
-	e.ready = append(e.ready, it)
-	s.markRunnableLocked(e)
-	s.signal()
-}
-
-func (s *Sender) markRunnableLocked(e *endpoint) {
-	if !e.runnable && e.canRun() {
-		e.runnable = true
-		s.runnable = append(s.runnable, e)
 	}
 }
 
@@ -93,8 +64,8 @@ func (s *Sender) dispatchLoop(ctx context.Context) {
 	}
 }
 
-// dispatch moves due retries to their endpoints and starts what the
-// limits allow. It returns when the next retry is due (zero for none).
+// dispatch makes due retries ready and starts what the turns and limits
+// allow. It returns when the next retry is due (zero for none).
 func (s *Sender) dispatch(ctx context.Context) (next time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,44 +76,21 @@ func (s *Sender) dispatch(ctx context.Context) (next time.Time) {
 	for len(s.retries) > 0 && !s.retries[0].due.After(now) {
 		s.readyLocked(heap.Pop(&s.retries).(*item))
 	}
-	for s.running < s.cfg.Workers && len(s.runnable) > 0 {
-		e := s.runnable[0]
-		s.runnable[0] = nil
-		s.runnable = s.runnable[1:]
-		e.runnable = false
-		if !e.canRun() {
+	for s.running < s.cfg.Workers && len(s.ring) > 0 {
+		it := s.nextItemLocked()
+		if it == nil {
 			continue
 		}
-		it := e.ready[0]
-		e.ready[0] = nil
-		e.ready = e.ready[1:]
-		e.active++
-		s.running++
 		if !it.started {
 			it.started = true
 			s.queued--
 		}
-		s.markRunnableLocked(e) // to the back: endpoints take turns
 		s.attempts.Go(func() { s.work(ctx, it) })
 	}
 	if len(s.retries) > 0 {
 		next = s.retries[0].due
 	}
 	return next
-}
-
-// release frees the slots of an attempt that ended.
-func (s *Sender) release(it *item) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.running--
-	e := s.endpoints[it.endpoint]
-	e.active--
-	if e.active == 0 && len(e.ready) == 0 && !e.runnable {
-		delete(s.endpoints, e.name)
-	}
-	s.markRunnableLocked(e)
-	s.signal()
 }
 
 // retryLater makes it ready again after wait.

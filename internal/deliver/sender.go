@@ -20,6 +20,7 @@ import (
 // implements shard.Sender. Create it with New and call Run once.
 //
 // Lock order: Sender.mu, then nothing; Pebble is never written under mu.
+// Deps.TenantConcurrency is called under mu.
 type Sender struct {
 	cfg     Config
 	deps    Deps
@@ -40,11 +41,14 @@ type Sender struct {
 	// orders queue the items of each Order key; only the head of a
 	// queue may be attempted.
 	orders map[string][]*item
-	// endpoints hold the items ready to attempt, by endpoint.
+	// tenants hold the items ready to attempt, by tenant, then endpoint
+	// (fair.go).
+	tenants map[string]*tenantQueue
+	// endpoints are the concurrency groups with a ready item or an attempt
+	// in progress, by name.
 	endpoints map[string]*endpoint
-	// runnable are the endpoints with a ready item and a free slot, served
-	// round-robin.
-	runnable []*endpoint
+	// ring are the tenants with items to serve, taking turns.
+	ring []*tenantQueue
 	// retries are the items waiting to be tried again, soonest first.
 	retries retryHeap
 	// hold keeps the items accepted before Run read the outbox, in order.
@@ -103,7 +107,8 @@ func New(cfg Config, deps Deps) (*Sender, error) {
 		client:  newHTTPClient(deps.HTTPClient, cfg.AllowPrivateNetworks, cfg.PerEndpointConcurrency),
 		metrics: newDeliverMetrics(deps.Registerer),
 		wake:    make(chan struct{}, 1),
-		items:   map[string]*item{}, orders: map[string][]*item{}, endpoints: map[string]*endpoint{},
+		items:   map[string]*item{}, orders: map[string][]*item{},
+		tenants: map[string]*tenantQueue{}, endpoints: map[string]*endpoint{},
 	}, nil
 }
 
