@@ -43,7 +43,9 @@ type Deps struct {
 	Tenants    Tenants
 	// Geo resolves an address's country before the tenant's IP policy
 	// drops it; nil resolves none.
-	Geo        Geo
+	Geo Geo
+	// Disk refuses events while the node's disk is low; nil never does.
+	Disk       Disk
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
@@ -87,10 +89,12 @@ func New(cfg Config, deps Deps) (*Collector, error) {
 	}
 	logger := deps.Logger.With("component", "collect")
 	m := newCollectMetrics(deps.Registerer)
+	adm := newAdmission()
+	deps.Registerer.MustRegister(newQuotaCollector(adm, now))
 	return &Collector{
 		cfg: cfg, deps: deps, now: now, logger: logger, metrics: m,
 		commit:    newCommitter(deps.Log, deps.Partitions, cfg.Node, cfg, logger, m),
-		admission: newAdmission(),
+		admission: adm,
 	}, nil
 }
 

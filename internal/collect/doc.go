@@ -8,6 +8,12 @@
 // committer of each partition it touches. The handler answers only after
 // JetStream acknowledged every message holding its events: a 2xx means stored.
 //
+// Once the write key is known, the request is refused with 503 when the
+// tenant is paused and refuses intake while paused (tenant_paused), or when
+// the node's disk is below its floor (disk_low). Over the daily quota, a
+// tenant whose over_quota setting is drop gets a 200 in which the events
+// over the quota are rejected (quota_exceeded) and the others stored.
+//
 // Group commit: each partition has one publisher goroutine. While a publish is
 // in flight, requests for that partition queue up; the next publish takes all
 // of them, up to FlushBytes. Under load this turns thousands of requests into

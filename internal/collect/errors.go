@@ -21,6 +21,12 @@ const (
 	CodeQuotaExceeded       Code = "quota_exceeded"
 	CodeUnavailable         Code = "log_unavailable"
 	CodeShuttingDown        Code = "shutting_down"
+	// CodeTenantPaused refuses a paused tenant's events when its
+	// paused_intake setting is refuse.
+	CodeTenantPaused Code = "tenant_paused"
+	// CodeDiskLow refuses every request while the node's disk is below
+	// its min_free_bytes floor.
+	CodeDiskLow Code = "disk_low"
 )
 
 // Form codes: a form fill (POST /v1/form/{formId}) is refused with the
@@ -36,7 +42,9 @@ const (
 
 // Event-level codes: the event is rejected, the rest of the request goes on.
 // A single-event endpoint answers event_too_large with 413; every other
-// event-level code is reported in the per-event results of a 200.
+// event-level code is reported in the per-event results of a 200. So is
+// CodeQuotaExceeded for the events over the daily quota of a tenant whose
+// over_quota setting is drop.
 const (
 	CodeEventTooLarge     Code = "event_too_large"
 	CodeInvalidEvent      Code = "invalid_event"
@@ -67,6 +75,8 @@ var status = map[Code]int{
 	CodeQuotaExceeded:       http.StatusTooManyRequests,
 	CodeUnavailable:         http.StatusServiceUnavailable,
 	CodeShuttingDown:        http.StatusServiceUnavailable,
+	CodeTenantPaused:        http.StatusServiceUnavailable,
+	CodeDiskLow:             http.StatusServiceUnavailable,
 
 	CodeInvalidFormID:          http.StatusBadRequest,
 	CodeInvalidForm:            http.StatusBadRequest,

@@ -334,8 +334,7 @@ func (c *Collector) authBasic(r *http.Request, req *request) *reqError {
 	if !found {
 		return refuse(CodeInvalidWriteKey, "unknown write key")
 	}
-	req.tenant = t
-	return nil
+	return c.authenticated(req, t)
 }
 
 // authBody authenticates by a write key found in the body or query, and
@@ -348,7 +347,9 @@ func (c *Collector) authBody(req *request, key string) *reqError {
 	if !ok {
 		return refuse(CodeInvalidWriteKey, "unknown write key")
 	}
-	req.tenant = t
+	if e := c.authenticated(req, t); e != nil {
+		return e
+	}
 	if max := t.Limits.MaxBatchBytes; max > 0 && len(req.body) > max {
 		return refuse(CodeBatchTooLarge, "body is "+strconv.Itoa(len(req.body))+" bytes, limit "+strconv.Itoa(max))
 	}
@@ -418,9 +419,17 @@ func (c *Collector) store(ctx context.Context, req *request, raws []string, defa
 		framePool.Put(fp)
 		return nil
 	}
-	if e := c.admission.admit(t, req.accepted, req.receivedAt); e != nil {
+	admitted, qe := c.admission.admit(t, req.accepted, req.receivedAt)
+	if qe != nil {
 		framePool.Put(fp)
-		return e
+		return qe
+	}
+	if admitted < req.accepted {
+		parts = c.dropOverQuota(req, parts, req.accepted-admitted)
+		if req.accepted == 0 {
+			framePool.Put(fp)
+			return nil
+		}
 	}
 	a := newAck(len(parts))
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.AckTimeout)

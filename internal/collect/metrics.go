@@ -1,6 +1,8 @@
 package collect
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/contrailhq/contrail/internal/metrics"
@@ -55,4 +57,31 @@ func newCollectMetrics(reg prometheus.Registerer) *collectMetrics {
 	reg.MustRegister(m.requests, m.requestSeconds, m.accepted, m.rejectedEvents, m.refusedRequests,
 		m.publishSeconds, m.publishErrors, m.messageBytes, m.messageEvents)
 	return m
+}
+
+// quotaCollector exposes how much of its daily quota each tenant used on
+// this node. It reads the admission state when scraped, so admitting
+// events costs nothing more.
+type quotaCollector struct {
+	a    *admission
+	now  func() time.Time
+	desc *prometheus.Desc
+}
+
+func newQuotaCollector(a *admission, now func() time.Time) *quotaCollector {
+	return &quotaCollector{a: a, now: now, desc: prometheus.NewDesc(
+		"contrail_collect_quota_used",
+		"Events admitted today (UTC) against the tenant's daily quota, on this node; tenants with a quota only.",
+		[]string{"tenant"}, nil,
+	)}
+}
+
+// Describe implements prometheus.Collector.
+func (q *quotaCollector) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+
+// Collect implements prometheus.Collector.
+func (q *quotaCollector) Collect(ch chan<- prometheus.Metric) {
+	q.a.quotaUsed(q.now(), func(tenantID string, used int64) {
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(used), tenantID)
+	})
 }
