@@ -15,8 +15,11 @@ import (
 )
 
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "catchup" {
+		return benchCatchup(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "ingest" {
-		return errors.New("usage: contrail bench ingest [flags]  (see contrail bench ingest -h)")
+		return errors.New("usage: contrail bench ingest|catchup [flags]  (see contrail bench ingest -h)")
 	}
 	fs := newFlagSet("bench ingest", stderr)
 	var o loadgen.Options

@@ -94,3 +94,23 @@ func TestBenchIngestCampaignRefused(t *testing.T) {
 		"--server", n.url, "--token", n.token)
 	require.ErrorContains(t, err, "publishing the bench campaign (does the node run with --deliver-allow-private-networks?)")
 }
+
+// TestBenchCatchup builds a small backlog with processing paused, resumes
+// and reports the catch-up; the node processes everything and is left
+// running.
+func TestBenchCatchup(t *testing.T) {
+	n := startNode(t)
+	var created struct {
+		WriteKey string `json:"write_key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(n.mustCLI(t, "tenant", "create", "bench")), &created))
+	waitTrack(t, n.url, created.WriteKey, http.StatusOK, "")
+	waitProcessed(t, n.url, n.token)
+	out := n.mustCLI(t, "bench", "catchup", "--url", n.url, "--tenant", "bench", "--events", "3000", "--batch-size", "100", "--quiet")
+	for _, want := range []string{"backlog        3000 events (", "caught up      ", "catch-up rate  "} {
+		require.Contains(t, out, want)
+	}
+	status := n.mustCLI(t, "status", "--json")
+	require.Contains(t, status, `"processing_paused": false`, "the bench resumes processing")
+	require.Contains(t, n.mustCLI(t, "status"), "bench")
+}

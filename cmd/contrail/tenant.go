@@ -17,8 +17,9 @@ import (
 )
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, "tenant", "usage: contrail tenant create|list|keys|limits|settings ...", []subcommand{
+	return dispatch(ctx, "tenant", "usage: contrail tenant create|list|keys|limits|settings|pause|resume ...", []subcommand{
 		{"create", tenantCreate}, {"list", tenantList}, {"keys", tenantKeys}, {"settings", tenantSettings}, {"limits", tenantLimits},
+		{"pause", tenantPause("pause")}, {"resume", tenantPause("resume")},
 	}, args, stdout, stderr)
 }
 
@@ -51,6 +52,9 @@ func (lf *limitFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&lf.l.MaxBatchBytes, "max-batch-bytes", 0, "largest request body (default 500 KiB)")
 	fs.IntVar(&lf.l.MaxBatchEvents, "max-batch-events", 0, "most events per request (default 2500)")
 	fs.Int64Var(&lf.l.DailyQuota, "daily-quota", 0, "events accepted per UTC day (0: unlimited)")
+	fs.IntVar(&lf.l.Weight, "weight", 0, "share of processing when tenants compete (1-1000, default 1)")
+	fs.IntVar(&lf.l.WebhookConcurrency, "webhook-concurrency", 0, "webhook calls in flight per node (0: the node's default)")
+	fs.IntVar(&lf.l.MaxActiveCampaigns, "max-active-campaigns", 0, "active campaigns at most (0: unlimited)")
 }
 
 // patch returns the limits given on the command line as a JSON patch.
@@ -63,6 +67,7 @@ func (lf *limitFlags) patch(fs *flag.FlagSet) map[string]any {
 		key := map[string]string{
 			"events-per-second": "events_per_second", "burst": "burst", "max-event-bytes": "max_event_bytes",
 			"max-batch-bytes": "max_batch_bytes", "max-batch-events": "max_batch_events", "daily-quota": "daily_quota",
+			"weight": "weight", "webhook-concurrency": "webhook_concurrency", "max-active-campaigns": "max_active_campaigns",
 		}[f.Name]
 		if key != "" {
 			out[key] = all[key]
@@ -115,10 +120,14 @@ func tenantList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEVENTS/S\tDAILY QUOTA\tKEYS")
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED\tEVENTS/S\tDAILY QUOTA\tWEIGHT\tKEYS\tSTATE")
 	for _, t := range out.Tenants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", t.ID, t.Name, t.CreatedAt.Format(time.DateTime),
-			unlimited(t.Limits.EventsPerSecond), unlimited(float64(t.Limits.DailyQuota)), len(t.Keys))
+		state := "active"
+		if t.Paused {
+			state = "paused"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", t.ID, t.Name, t.CreatedAt.Format(time.DateTime),
+			unlimited(t.Limits.EventsPerSecond), unlimited(float64(t.Limits.DailyQuota)), max(t.Limits.Weight, 1), len(t.Keys), state)
 	}
 	return tw.Flush()
 }
@@ -267,4 +276,31 @@ func tenantSettings(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var out tenant.Settings
 	return showOrPatch(ctx, &c, "/api/v1/tenants/"+url.PathEscape(pos[0])+"/settings", patch, &out, stdout)
+}
+
+// tenantPause pauses or resumes a tenant: paused, its events are kept in
+// PARKED and replayed in order on resume.
+func tenantPause(action string) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs := newFlagSet("tenant "+action, stderr)
+		var c client
+		c.register(fs)
+		pos, err := parseInterspersed(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("usage: contrail tenant %s NAME", action)
+		}
+		var t api.TenantView
+		if err := c.do(ctx, "POST", "/api/v1/tenants/"+url.PathEscape(pos[0])+"/"+action, nil, &t); err != nil {
+			return err
+		}
+		if t.Paused {
+			fmt.Fprintf(stdout, "%s (%s) paused: its events are parked until it is resumed\n", t.Name, t.ID)
+		} else {
+			fmt.Fprintf(stdout, "%s (%s) resumed: its parked events are replayed first, in order\n", t.Name, t.ID)
+		}
+		return nil
+	}
 }

@@ -78,6 +78,10 @@ type Deps struct {
 	// the run, stats and request endpoints answer 503.
 	Runs       RunReader
 	Deliveries DeliveryResults
+	// Pauser pauses tenants; Processing pauses this node's shards (nil
+	// when it runs none).
+	Pauser     Pauser
+	Processing Processing
 	Logger     *slog.Logger
 }
 
@@ -137,6 +141,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerReports(mux)
 	a.registerLeads(mux)
 	a.registerCampaigns(mux)
+	a.registerOps(mux)
 	mux.Handle("/api/", a.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
@@ -170,6 +175,9 @@ type TenantView struct {
 	// WebhookSecret signs the tenant's campaign webhooks (Standard
 	// Webhooks); receivers verify webhook-signature with it.
 	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// Paused tenants' events are parked, not processed.
+	Paused   bool       `json:"paused"`
+	PausedAt *time.Time `json:"paused_at,omitempty"`
 }
 
 // KeyView is a key as the API shows it.
@@ -186,7 +194,8 @@ func viewKey(k tenant.Key) KeyView {
 }
 
 func view(t tenant.Tenant) TenantView {
-	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Settings: t.Settings.WithDefaults(), Keys: []KeyView{}, WebhookSecret: t.WebhookSecret}
+	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Settings: t.Settings.WithDefaults(), Keys: []KeyView{}, WebhookSecret: t.WebhookSecret,
+		Paused: t.Paused, PausedAt: t.PausedAt}
 	for _, k := range t.Keys {
 		v.Keys = append(v.Keys, viewKey(k))
 	}
@@ -358,17 +367,26 @@ func (a *API) setLimits(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t.Limits)
 }
 
-// status answers {"partitions":[{"stream","partition","position","last","lag"}]}.
+// status answers {"partitions":[{"stream","partition","position","last","lag"}],
+// "tenants":[...], "processing_paused"}.
 func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	parts := []PartitionStatus{}
+	tenants := []TenantStatus{}
 	if a.deps.Status != nil {
 		var err error
 		if parts, err = a.deps.Status.Status(r.Context()); err != nil {
 			a.fail(w, err)
 			return
 		}
+		if ts, ok := a.deps.Status.(tenantStatuses); ok {
+			if tenants, err = ts.TenantStatus(r.Context()); err != nil {
+				a.fail(w, err)
+				return
+			}
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"partitions": parts})
+	paused := a.deps.Processing != nil && a.deps.Processing.ProcessingPaused()
+	writeJSON(w, http.StatusOK, map[string]any{"partitions": parts, "tenants": tenants, "processing_paused": paused})
 }
 
 // tail streams the tenant's accepted events as NDJSON, one event a line,

@@ -196,6 +196,10 @@ func (a *API) publishCampaign(w http.ResponseWriter, r *http.Request, t *tenant.
 		a.fail(w, err)
 		return
 	}
+	if err := a.checkCampaignLimit(ctx, t, id); err != nil {
+		a.fail(w, err)
+		return
+	}
 	if err := a.ensureLists(ctx, t.ID, stepLists(c.Spec.Flow, nil)); err != nil {
 		a.fail(w, err)
 		return
@@ -269,6 +273,12 @@ func (a *API) ensureLists(ctx context.Context, tenantID string, names []string) 
 // setCampaignStatus pauses or resumes a published campaign.
 func (a *API) setCampaignStatus(status string) func(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) {
 	return func(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) {
+		if status == campaign.StatusActive {
+			if err := a.checkCampaignLimit(r.Context(), t, r.PathValue("id")); err != nil {
+				a.fail(w, err)
+				return
+			}
+		}
 		c, err := a.deps.Campaigns.SetStatus(r.Context(), t.ID, r.PathValue("id"), status)
 		if err != nil {
 			a.fail(w, err)
@@ -364,6 +374,9 @@ func (a *API) requestCampaign(w http.ResponseWriter, r *http.Request, t *tenant.
 		idx = append(idx, i)
 	}
 	applied := true
+	if a.refusePaused(w, cmds) {
+		return
+	}
 	if len(cmds) > 0 {
 		wctx, cancel := context.WithTimeout(ctx, leadWriteWait)
 		err = a.deps.LeadWriter.Submit(wctx, cmds)

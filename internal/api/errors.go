@@ -133,6 +133,10 @@ func errorCode(err error) string {
 		return CodeUnsupportedFilter
 	case errors.Is(err, errUnavailable):
 		return CodeUnavailable
+	case errors.Is(err, errTenantPaused):
+		return CodeTenantPaused
+	case errors.Is(err, errCampaignLimit):
+		return CodeCampaignLimit
 	}
 	return CodeInternal
 }

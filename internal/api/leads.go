@@ -188,6 +188,9 @@ func (a *API) leadActivities(w http.ResponseWriter, r *http.Request, t *tenant.T
 // submit puts commands on LEADS and waits for them. It reports whether
 // they were applied; when not (the wait timed out) it has answered 202.
 func (a *API) submit(w http.ResponseWriter, r *http.Request, cmds []event.Event) bool {
+	if a.refusePaused(w, cmds) {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), leadWriteWait)
 	defer cancel()
 	err := a.deps.LeadWriter.Submit(ctx, cmds)

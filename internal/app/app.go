@@ -18,11 +18,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/campaign"
 	"github.com/contrailhq/contrail/internal/collect"
 	"github.com/contrailhq/contrail/internal/config"
 	"github.com/contrailhq/contrail/internal/deliver"
+	"github.com/contrailhq/contrail/internal/disk"
 	"github.com/contrailhq/contrail/internal/enrich"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/lead"
@@ -66,6 +69,11 @@ type Node struct {
 	sender    *deliver.Sender
 	timers    *campaign.Timers
 	geo       *enrich.Geo // nil without a GeoIP database
+	// reg is the node's metrics registry, read by TenantStatus.
+	reg *prometheus.Registry
+	// disk watches the data directory's free space; nil when
+	// collect.min_free_bytes is 0.
+	disk *disk.Monitor
 }
 
 // New builds a node: it opens the data directory and the log, creates the
@@ -159,11 +167,20 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	if n.geo != nil {
 		geo = n.geo
 	}
+	var lowDisk collect.Disk
+	if n.cfg.Collect.MinFreeBytes > 0 {
+		dcfg := disk.DefaultConfig()
+		dcfg.Dir, dcfg.MinFreeBytes = n.cfg.DataDir, n.cfg.Collect.MinFreeBytes
+		if n.disk, err = disk.New(dcfg, disk.Deps{Logger: n.logger, Registerer: reg}); err != nil {
+			return err
+		}
+		lowDisk = n.disk
+	}
 	n.collect, err = collect.New(collect.Config{
 		MaxBodyBytes: n.cfg.Collect.MaxBodyBytes, FlushBytes: n.cfg.Collect.FlushBytes, Linger: n.cfg.Collect.Linger,
 		AckTimeout: n.cfg.Collect.AckTimeout, MaxFutureSkew: n.cfg.Collect.MaxFutureSkew, TrustedProxies: proxies,
 		Node: n.cfg.NodeName,
-	}, collect.Deps{Log: n.log, Partitions: n.log.Partitions(), Tenants: n.cache, Geo: geo, Logger: n.logger, Registerer: reg})
+	}, collect.Deps{Log: n.log, Partitions: n.log.Partitions(), Tenants: n.cache, Geo: geo, Disk: lowDisk, Logger: n.logger, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -180,12 +197,19 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		if err != nil {
 			return err
 		}
-		n.sender, err = deliver.New(n.cfg.Deliver, deliver.Deps{Store: n.state, Secret: n.webhookSecret, Registerer: reg, Logger: n.logger})
+		n.sender, err = deliver.New(n.cfg.Deliver, deliver.Deps{Store: n.state, Secret: n.webhookSecret, Registerer: reg, Logger: n.logger,
+			TenantConcurrency: func(id string) int {
+				if t, ok := n.cache.ByID(id); ok {
+					return t.Limits.WebhookConcurrency // 0: the node's default
+				}
+				return 0
+			}})
 		if err != nil {
 			return err
 		}
-		n.shards, err = shard.New(shard.Config{Workers: n.cfg.Process.Workers}, shard.Deps{
-			Store: n.state, Source: procLog, Publisher: procLog, Logger: n.logger, Registerer: reg, Sender: n.sender,
+		n.shards, err = shard.New(shard.Config{Workers: n.cfg.Process.Workers, Fair: n.cfg.Process.Fair, FairLag: n.cfg.Process.FairLag}, shard.Deps{
+			Tenants: n.cache,
+			Store:   n.state, Source: procLog, Publisher: procLog, Logger: n.logger, Registerer: reg, Sender: n.sender,
 		})
 		if err != nil {
 			return err
@@ -219,6 +243,7 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 			qs = append(qs, q)
 		}
 		n.timers = campaign.NewTimers(n.state, procLog, qs, cm, n.logger, nil)
+		n.timers.Paused = func(id string) bool { paused, _ := n.cache.Policy(id); return paused }
 		n.leadWriter = lead.NewWriter(procLog, n.shards, n.log.LeadPartitions())
 	}
 	mux := http.NewServeMux()
@@ -234,6 +259,12 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	}
 	deps.Campaigns = n.campaigns
 	deps.CampaignRegistry = n.registry
+	deps.Pauser = n.tenants
+	if n.shards != nil {
+		deps.Processing = n.shards
+	}
+	n.reg = reg
+	reg.MustRegister(tenantPausedCollector{n.cache})
 	deps.CheckURL = func(ctx context.Context, raw string) error {
 		return deliver.CheckURL(ctx, raw, n.cfg.Deliver.AllowPrivateNetworks)
 	}
@@ -271,6 +302,9 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	g.Go(func() error { return n.collect.Run(collectCtx) })
 	g.Go(func() error { return n.cache.Run(gctx) })
 	g.Go(func() error { return n.registry.Run(gctx) })
+	if n.disk != nil {
+		g.Go(func() error { return n.disk.Run(gctx) })
+	}
 	if n.shards != nil {
 		g.Go(func() error {
 			// Shards start once the campaigns are known, so the first
@@ -361,6 +395,12 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	if !n.ready.Load() {
 		http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
 		return
+	}
+	if n.disk != nil {
+		if low, why := n.disk.Low(); low {
+			http.Error(w, "not ready: "+why+"; the collector refuses events (disk_low)", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()

@@ -36,7 +36,10 @@ type Timers struct {
 	// Interval is how often the partitions are scanned; Resend how long a
 	// published timer waits before it is published again.
 	Interval, Resend time.Duration
-	sent             map[string]time.Time
+	// Paused, when set, reports a paused tenant: its timers wait, and
+	// fire (late, never lost) once it is resumed.
+	Paused func(tenant string) bool
+	sent   map[string]time.Time
 }
 
 // NewTimers returns the timer service of the given LEADS partitions.
@@ -116,6 +119,9 @@ func (t *Timers) fireDue(ctx context.Context, q int) error {
 	}
 	for _, d := range due {
 		if _, ok := t.sent[d.Key]; ok {
+			continue
+		}
+		if t.Paused != nil && t.Paused(d.Tenant) {
 			continue
 		}
 		sum := sha256.Sum256([]byte(d.Key))

@@ -104,6 +104,10 @@ type Collect struct {
 	// TrustedProxies lists peers (addresses or CIDR prefixes) whose
 	// X-Forwarded-For header is believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MinFreeBytes is the free space the data directory's file system must
+	// keep: below it the collector answers 503 disk_low and /readyz 503.
+	// 0 turns the guard off.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 }
 
 // Default returns the documented defaults.
@@ -128,6 +132,7 @@ func Default() Config {
 			Linger:        0,
 			AckTimeout:    5 * time.Second,
 			MaxFutureSkew: time.Minute,
+			MinFreeBytes:  256 << 20,
 		},
 	}
 }
@@ -158,6 +163,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Collect.AckTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("collect.ack_timeout %s: must be positive", c.Collect.AckTimeout))
+	}
+	if c.Collect.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("collect.min_free_bytes %d: must not be negative", c.Collect.MinFreeBytes))
 	}
 	if c.Process.DedupWindow < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("process.dedup_window %s: must be at least 24h", c.Process.DedupWindow))
@@ -230,6 +238,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Collect.Linger, "linger", c.Collect.Linger, "wait this long for more events before an idle partition publishes")
 	fs.DurationVar(&c.Collect.AckTimeout, "ack-timeout", c.Collect.AckTimeout, "answer 503 when the log has not acknowledged within this time")
 	fs.DurationVar(&c.Collect.MaxFutureSkew, "max-future-skew", c.Collect.MaxFutureSkew, "event times further in the future are clamped to receivedAt")
+	fs.Int64Var(&c.Collect.MinFreeBytes, "min-free-bytes", c.Collect.MinFreeBytes, "answer 503 disk_low while the data directory's file system has less free space (0: no check)")
 	fs.BoolVar(&c.Process.Enabled, "process", c.Process.Enabled, "run the visitor shards on this node (false: collector only)")
 	fs.IntVar(&c.Process.Workers, "workers", c.Process.Workers, "shards processing at once (0: one per core)")
 	fs.DurationVar(&c.Process.DedupWindow, "dedup-window", c.Process.DedupWindow, "how long a messageId is remembered for deduplication (at least 24h)")

@@ -47,6 +47,9 @@ type Options struct {
 	Rate float64
 	// Duration bounds the run. Zero runs until ctx is cancelled.
 	Duration time.Duration
+	// Events, when positive, also bounds the run: it ends once requests
+	// for that many events (rounded up to whole batches) were sent.
+	Events int64
 	// Concurrency is the number of requests in flight at most; 0 means
 	// DefaultConcurrency.
 	Concurrency int
@@ -121,6 +124,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: request timeout %v is negative", ErrInvalidOptions, o.RequestTimeout)
 	case o.Drain < 0:
 		return o, fmt.Errorf("%w: drain %v is negative", ErrInvalidOptions, o.Drain)
+	case o.Events < 0:
+		return o, fmt.Errorf("%w: events %d is negative", ErrInvalidOptions, o.Events)
 	}
 	if o.MetricsURL != "" {
 		if m, err := url.Parse(o.MetricsURL); err != nil || m.Host == "" {
@@ -203,6 +208,9 @@ func Run(ctx context.Context, opt Options) (Report, error) {
 	}
 	if opt.Rate > 0 {
 		r.interval = float64(opt.BatchSize) / opt.Rate * float64(time.Second)
+	}
+	if opt.Events > 0 {
+		r.maxRequests = (opt.Events + int64(opt.BatchSize) - 1) / int64(opt.BatchSize)
 	}
 	var pb *probe
 	if opt.MetricsURL != "" {
@@ -301,12 +309,20 @@ type runner struct {
 
 	start, end time.Time // end is zero without a Duration
 	next       atomic.Int64
+	// maxRequests bounds the requests of a run with Events (0: no bound).
+	maxRequests int64
 	// Written by monitor, read after it returned: when the stop signal
 	// came, and whether it was ctx's rather than the end of Duration.
 	stoppedAt   time.Time
 	interrupted bool
 
 	sent, accepted, rejected, requests, failed, bodyBytes atomic.Int64
+}
+
+// take claims the next request of the closed loop, false once a run
+// bounded by Events has sent them all.
+func (r *runner) take() bool {
+	return r.maxRequests == 0 || r.next.Add(1) <= r.maxRequests
 }
 
 // due returns when request i is due in the open loop.
@@ -385,7 +401,7 @@ func (r *runner) newWorker(ctx context.Context, i int) *worker {
 func (w *worker) run(stop context.Context) {
 	r := w.r
 	if r.interval == 0 {
-		for stop.Err() == nil {
+		for stop.Err() == nil && r.take() {
 			w.send(time.Now())
 		}
 		return
@@ -394,7 +410,11 @@ func (w *worker) run(stop context.Context) {
 	timer.Stop()
 	defer timer.Stop()
 	for {
-		at := r.due(r.next.Add(1) - 1)
+		i := r.next.Add(1) - 1
+		if r.maxRequests > 0 && i >= r.maxRequests {
+			return
+		}
+		at := r.due(i)
 		if !r.end.IsZero() && !at.Before(r.end) {
 			return
 		}

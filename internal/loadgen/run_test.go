@@ -536,3 +536,24 @@ func TestBodyReuse(t *testing.T) {
 	_, err = b.reader()
 	require.ErrorIs(t, err, errBodyReleased)
 }
+
+// TestRunStopsAfterEvents: a run bounded by Events sends that many events
+// (in whole batches) and stops, in the closed and the open loop.
+func TestRunStopsAfterEvents(t *testing.T) {
+	t.Parallel()
+	for _, rate := range []float64{0, 20000} {
+		t.Run(fmt.Sprintf("rate=%v", rate), func(t *testing.T) {
+			t.Parallel()
+			f := newFakeCollector()
+			f.writeKey = "wk_test"
+			rep, err := Run(t.Context(), Options{
+				URL: serveCollector(t, f), WriteKey: "wk_test", Events: 1010, Rate: rate,
+				Concurrency: 4, BatchSize: 20, Visitors: 1000, Duration: time.Minute,
+			})
+			require.NoError(t, err)
+			require.Equal(t, int64(51), rep.Requests, "1010 events in batches of 20: 51 requests")
+			require.Equal(t, int64(1020), rep.Sent)
+			require.Less(t, rep.Elapsed, time.Minute, "the run ends with its events, not its duration")
+		})
+	}
+}

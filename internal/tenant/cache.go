@@ -61,6 +61,24 @@ func (c *Cache) ByID(id string) (*Tenant, bool) {
 	return t, ok
 }
 
+// Each calls fn with every tenant the cache holds, in no order.
+func (c *Cache) Each(fn func(*Tenant)) {
+	for _, t := range c.snap.Load().byID {
+		fn(t)
+	}
+}
+
+// Policy returns whether the tenant is paused and its processing weight;
+// the shards ask it for every tenant they see. An unknown tenant is not
+// paused and weighs 1.
+func (c *Cache) Policy(id string) (paused bool, weight int) {
+	t, ok := c.snap.Load().byID[id]
+	if !ok {
+		return false, 1
+	}
+	return t.Paused, t.EffectiveWeight()
+}
+
 // ByAPIKey returns the tenant owning API key secret. It is linear in the
 // number of tenants; the admin and query API are not a hot path.
 func (c *Cache) ByAPIKey(secret string) (*Tenant, bool) {
