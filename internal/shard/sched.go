@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
 )
 
@@ -136,8 +135,10 @@ func (sc *sched) fill() {
 }
 
 // pick returns the source whose head message goes next, by deficit round
-// robin over the sources that have one and may run, or nil. weight gives a
-// source's weight.
+// robin over the sources that have one and may run, or nil. A source runs
+// while its deficit is positive; charge takes what the message cost once
+// it is applied, so a message that mostly parks costs little. weight
+// gives a source's weight.
 func (sc *sched) pick(eligible func(*source) bool, weight func(*source) int) *source {
 	n := len(sc.srcs)
 	any := false
@@ -163,9 +164,7 @@ func (sc *sched) pick(eligible func(*source) bool, weight func(*source) int) *so
 			sc.cur++
 			continue
 		}
-		cost := max(event.Count(src.head.Data), 1)
-		if src.deficit >= cost {
-			src.deficit -= cost
+		if src.deficit > 0 {
 			return src
 		}
 		// Its turn is over: credit it for the next round and move on.
@@ -173,6 +172,9 @@ func (sc *sched) pick(eligible func(*source) bool, weight func(*source) int) *so
 		sc.cur++
 	}
 }
+
+// charge takes a message's cost, in events applied, from src's deficit.
+func (sc *sched) charge(src *source, cost int) { src.deficit -= max(cost, 1) }
 
 // wait blocks until a reader hands something over, a reader fails, ctx
 // ends or d passes.

@@ -85,6 +85,9 @@ type shard struct {
 	tenantRecv map[string]time.Time // per message: each tenant's last receivedAt
 	// backlogShown is what the shard added to the backlog gauge, per tenant.
 	backlogShown map[string]int64
+	// cost is what the last message cost the scheduler: events applied,
+	// and parked ones at a sixteenth.
+	cost int
 }
 
 // advance records that seq is applied and wakes the waiters.
@@ -221,6 +224,7 @@ func (s *shard) run(ctx context.Context) error {
 		if err := s.step(ctx, tx, out, src, m); err != nil {
 			return err
 		}
+		sc.charge(src, s.cost)
 	}
 }
 
@@ -270,6 +274,7 @@ func (s *shard) syncReplays(ctx context.Context, sc *sched) {
 // while it waits for the senders.
 func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Message, held *bool) error {
 	start := time.Now()
+	s.cost = 1
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
 	tx.begin(s.rt.deps.Store, batch)
@@ -344,13 +349,18 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, bad)}}
 	}
 	s.mainWeight = max(weights, 1)
+	parked := 0
+	for _, g := range s.park.groups {
+		parked += g.count
+	}
+	s.cost = idx - parked + (parked+15)/16
 	outputs := out.outputs()
 	if err := s.publish(ctx, s.stage, m.Seq, outputs, dead); err != nil {
 		return err
 	}
 	if len(s.park.groups) > 0 {
-		parked := s.park.outputs(s.stream, s.partition, m.Seq)
-		if err := publishOutputs(ctx, s.rt.deps.Publisher, "park.", s.stage, s.partition, m.Seq, parked); err != nil {
+		msgs := s.park.outputs(s.stream, s.partition, m.Seq)
+		if err := publishOutputs(ctx, s.rt.deps.Publisher, "park.", s.stage, s.partition, m.Seq, msgs); err != nil {
 			return err
 		}
 		tx.reset(m.Seq, idx)
@@ -403,6 +413,7 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	}
 	ep.ParkedPos = m.Seq
 	n := 0
+	defer func() { s.cost = n }()
 	var dead []Output
 	idx := 0
 	skip := origin < ep.Start || origin <= ep.Replayed
