@@ -23,20 +23,27 @@ import (
 // in it are applied from PARKED in log order, and those after it directly
 // again.
 //
-// Exactly once: the parked messages are outputs of the main message,
-// published before its commit under deterministic ids; the episode's
-// bookkeeping commits with the main message and with each replayed one.
-// A parked message carries the main sequence it came from; replay skips
-// any from before the episode began (left by an attempt that crashed
-// before its commit and was then decided otherwise) or at or below the
+// Exactly once: whether a message parks a tenant's events depends only on
+// committed state. An episode is decided at the end of a message, commits
+// with it and applies from the next one; it ends when a replayed message
+// commits the last parked events. So every attempt of a message parks the
+// same events and publishes the same outputs under the same ids. The
+// parked messages are outputs of the main message, published before its
+// commit under deterministic ids; the episode's bookkeeping commits with
+// the main message and with each replayed one. A parked message carries
+// the main sequence it came from, and replay skips any at or below the
 // last one applied (a duplicate stored past JetStream's dedup window).
 
 // TenantPolicy tells the shards how to treat a tenant's events; the app's
 // tenant cache implements it.
 type TenantPolicy interface {
-	// Policy returns whether the tenant is paused and its processing
+	// Policy returns whether the tenant is paused now and its processing
 	// weight (at least 1).
 	Policy(tenant string) (paused bool, weight int)
+	// PausedAt reports whether the tenant was paused at t, the time the
+	// log stored a message: a message is judged the same at every
+	// attempt.
+	PausedAt(tenant string, t time.Time) bool
 }
 
 // Reasons for parking, the "reason" label of the parked metric.
@@ -169,17 +176,14 @@ type parkGroup struct {
 type parking struct {
 	groups []parkGroup
 	index  map[string]int
-	// decided caches the decision per tenant for the message.
-	decided map[string]bool
-	// undo holds the episodes as they were before the message changed
-	// them (nil: there was none), to restore if it does not commit.
+	// undo holds the episodes as they were before the message started
+	// one (nil: there was none), to restore if it does not commit.
 	undo map[string]*episode
 }
 
 func (pk *parking) reset() {
 	pk.groups = pk.groups[:0]
 	clear(pk.index)
-	clear(pk.decided)
 	clear(pk.undo)
 }
 
@@ -216,58 +220,62 @@ func (pk *parking) outputs(stream string, p int, seq uint64) []Output {
 	return out
 }
 
-// diverts decides whether the events of tenant in main message seq go to
-// PARKED, starting an episode when the tenant is paused or, with fair
-// scheduling, when the message is older than the lag threshold and the
-// tenant is at or over its share.
-func (s *shard) diverts(tenant string, seq uint64, age time.Duration) bool {
-	if d, ok := s.park.decided[tenant]; ok {
-		return d
-	}
-	d := s.decide(tenant, seq, age)
-	s.park.decided[tenant] = d
-	return d
-}
-
-func (s *shard) decide(tenant string, seq uint64, age time.Duration) bool {
-	ep := s.eps[tenant]
-	if ep != nil && ep.Active {
+// parks reports whether the events of tenant in main message m go to
+// PARKED: the tenant has an active episode, or the log stored m while the
+// tenant was paused, which starts one. Both depend only on committed state
+// and on m, so every attempt of a message (a replay after a crash, say)
+// parks the same events and publishes the same outputs under the same ids.
+func (s *shard) parks(tenant string, m *eventlog.Message) bool {
+	if ep := s.eps[tenant]; ep != nil && ep.Active {
 		return true
 	}
-	paused, _ := s.rt.policy(tenant)
-	reason := ""
-	switch {
-	case paused:
-		reason = ParkPaused
-	case s.rt.cfg.Fair && age > s.rt.cfg.FairLag && s.shares.over(tenant, s.weight):
-		reason = ParkOverflow
-	default:
+	if s.rt.deps.Tenants == nil || !s.rt.deps.Tenants.PausedAt(tenant, m.Time) {
 		return false
 	}
+	s.begin(tenant, ParkPaused, m.Seq, 0)
+	return true
+}
+
+// begin starts an episode of tenant with main message seq: its events
+// are parked from there on.
+func (s *shard) begin(tenant, reason string, seq uint64, age time.Duration) *episode {
 	if _, saved := s.park.undo[tenant]; !saved {
 		var old *episode
-		if ep != nil {
+		if ep := s.eps[tenant]; ep != nil {
 			c := *ep
 			old = &c
 		}
 		s.park.undo[tenant] = old
 	}
+	ep := s.eps[tenant]
 	if ep == nil {
 		ep = &episode{}
 		s.eps[tenant] = ep
 	}
-	ep.Active, ep.Reason, ep.Start = true, reason, seq
+	ep.Active, ep.Reason, ep.Start, ep.Diverted, ep.Replayed = true, reason, seq, seq-1, seq-1
 	s.rt.logger.Info("parking a tenant's events", "stream", s.stream, "partition", s.partition,
-		"tenant", tenant, "reason", reason, "seq", seq, "lag", age.Round(time.Millisecond))
-	return true
+		"tenant", tenant, "reason", reason, "from_seq", seq, "lag", age.Round(time.Millisecond))
+	return ep
 }
 
-func (s *shard) weight(tenant string) int {
-	_, w := s.rt.policy(tenant)
-	return w
+// startOverflow decides, at the end of main message seq, which of the
+// tenants it applied directly are parked from the next message on: with
+// fair scheduling, when the message was older than the lag threshold,
+// those over their weighted share. The decision commits with the message,
+// so the next message is judged the same at every attempt.
+func (s *shard) startOverflow(tx *Tx, seq uint64, age time.Duration) {
+	if !s.rt.cfg.Fair || age <= s.rt.cfg.FairLag {
+		return
+	}
+	for tenant := range s.tenantRecv {
+		if ep := s.eps[tenant]; ep != nil && ep.Active || !s.shares.over(tenant, s.weight) {
+			continue
+		}
+		s.saveEpisode(tx, tenant, s.begin(tenant, ParkOverflow, seq+1, age))
+	}
 }
 
-// rollback restores the episodes a message changed and did not commit.
+// rollback restores the episodes a message started and did not commit.
 func (s *shard) rollback() {
 	for t, old := range s.park.undo {
 		if old == nil {
@@ -277,4 +285,9 @@ func (s *shard) rollback() {
 		}
 	}
 	clear(s.park.undo)
+}
+
+func (s *shard) weight(tenant string) int {
+	_, w := s.rt.policy(tenant)
+	return w
 }

@@ -17,25 +17,45 @@ import (
 	"github.com/contrailhq/contrail/internal/store"
 )
 
-// policy is a TenantPolicy the test changes as it goes.
+// policy is a TenantPolicy the test changes as it goes: it keeps each
+// tenant's pauses as [from, to) windows, like the tenant store.
 type policy struct {
 	mu     sync.Mutex
-	paused map[string]bool
+	pauses map[string][][2]time.Time // to is zero while paused
 }
 
 func (p *policy) Policy(t string) (bool, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.paused[t], 1
+	w := p.pauses[t]
+	return len(w) > 0 && w[len(w)-1][1].IsZero(), 1
+}
+
+func (p *policy) PausedAt(t string, at time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.pauses[t] {
+		if !at.Before(w[0]) && (w[1].IsZero() || at.Before(w[1])) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *policy) set(t string, paused bool) {
+	if now, _ := p.Policy(t); now == paused {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.paused == nil {
-		p.paused = map[string]bool{}
+	if p.pauses == nil {
+		p.pauses = map[string][][2]time.Time{}
 	}
-	p.paused[t] = paused
+	if paused {
+		p.pauses[t] = append(p.pauses[t], [2]time.Time{time.Now()})
+	} else {
+		p.pauses[t][len(p.pauses[t])-1][1] = time.Now()
+	}
 }
 
 // orderly counts each tenant's events in its state and checks that, in

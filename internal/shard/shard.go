@@ -156,7 +156,7 @@ func (s *shard) run(ctx context.Context) error {
 		return err
 	}
 	s.publishParked()
-	s.park = parking{index: map[string]int{}, decided: map[string]bool{}, undo: map[string]*episode{}}
+	s.park = parking{index: map[string]int{}, undo: map[string]*episode{}}
 	s.tenantRecv = map[string]time.Time{}
 	s.mainWeight = 1
 	for t, ep := range s.eps {
@@ -314,7 +314,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 				s.shares.add(tenant, run)
 			}
 			tenant, run = string(tb), 0
-			diverted = s.diverts(tenant, m.Seq, age)
+			diverted = s.parks(tenant, &m)
 		}
 		run++
 		if diverted {
@@ -344,8 +344,9 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		batch = s.rt.deps.Store.NewBatch()
 		tx.begin(s.rt.deps.Store, batch)
 		out.reset()
-		s.park.reset()
 		s.rollback()
+		s.park.reset()
+		clear(s.tenantRecv)
 		dead = []Output{{Subject: eventlog.DeadPrefix + "unknown", Data: m.Data, Headers: s.deadHeaders(m.Seq, bad)}}
 	}
 	s.mainWeight = max(weights, 1)
@@ -375,6 +376,9 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	if err := s.flush(ctx, tx, m.Seq, idx); err != nil {
 		return err
 	}
+	tx.reset(m.Seq, idx)
+	s.startOverflow(tx, m.Seq, age)
+	tx.apply()
 	spill := s.handOver(ctx, tx, out.externals, held)
 	if err := s.commit(tx, batch, m.Seq, m.Pending, start); err != nil {
 		return err
@@ -386,7 +390,6 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	if len(s.park.groups) > 0 || len(s.park.undo) > 0 {
 		s.publishParked()
 	}
-	clear(s.park.undo)
 	if len(spill) > 0 && s.rt.deps.Sender != nil {
 		s.rt.deps.Sender.Spilled(s.stream, s.partition, spill)
 	}
@@ -416,7 +419,7 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	defer func() { s.cost = n }()
 	var dead []Output
 	idx := 0
-	skip := origin < ep.Start || origin <= ep.Replayed
+	skip := origin <= ep.Replayed
 	if !skip {
 		err := event.EachEvent(m.Data, func(e *event.Event) error {
 			n++

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -77,6 +78,13 @@ func (c *Cache) Policy(id string) (paused bool, weight int) {
 		return false, 1
 	}
 	return t.Paused, t.EffectiveWeight()
+}
+
+// PausedAt reports whether the tenant was paused at t; the shards ask it
+// with the time the log stored a message.
+func (c *Cache) PausedAt(id string, at time.Time) bool {
+	t, ok := c.snap.Load().byID[id]
+	return ok && t.WasPausedAt(at)
 }
 
 // ByAPIKey returns the tenant owning API key secret. It is linear in the

@@ -191,14 +191,20 @@ func (s *Store) SetSettings(ctx context.Context, idOrName string, st Settings) (
 }
 
 // SetPaused pauses or resumes a tenant. Pausing an already paused tenant
-// keeps its original PausedAt.
+// keeps its original PausedAt; resuming keeps the pause in PastPauses.
 func (s *Store) SetPaused(ctx context.Context, idOrName string, paused bool) (Tenant, error) {
 	return s.Update(ctx, idOrName, func(t *Tenant) error {
+		now := s.now().UTC()
 		switch {
 		case paused && !t.Paused:
-			now := s.now().UTC()
 			t.Paused, t.PausedAt = true, &now
-		case !paused:
+		case !paused && t.Paused:
+			if t.PausedAt != nil {
+				t.PastPauses = append(t.PastPauses, Pause{From: *t.PausedAt, To: now})
+				if n := len(t.PastPauses); n > maxPastPauses {
+					t.PastPauses = t.PastPauses[n-maxPastPauses:]
+				}
+			}
 			t.Paused, t.PausedAt = false, nil
 		}
 		return nil

@@ -524,6 +524,19 @@ func TestSetPaused(t *testing.T) {
 	got, err := s.Get(ctx, "acme")
 	require.NoError(t, err)
 	require.False(t, got.Paused, "the resume is stored")
+	require.Len(t, got.PastPauses, 1)
+	require.Equal(t, first, got.PastPauses[0].From)
+
+	// The shards judge a message by the time the log stored it.
+	t0 := testNow
+	tn = tenant.Tenant{PastPauses: []tenant.Pause{{From: t0, To: t0.Add(time.Minute)}}}
+	require.True(t, tn.WasPausedAt(t0), "stored during a past pause")
+	require.False(t, tn.WasPausedAt(t0.Add(-time.Second)), "stored before it")
+	require.False(t, tn.WasPausedAt(t0.Add(time.Minute)), "stored after the resume")
+	now := t0.Add(time.Hour)
+	tn.Paused, tn.PausedAt = true, &now
+	require.True(t, tn.WasPausedAt(now.Add(time.Second)), "stored during the current pause")
+	require.False(t, tn.WasPausedAt(now.Add(-time.Second)))
 
 	_, err = s.SetPaused(ctx, "nobody", true)
 	require.ErrorIs(t, err, tenant.ErrNotFound)

@@ -125,12 +125,39 @@ type Tenant struct {
 	// refuse.
 	Paused   bool       `json:"paused,omitempty"`
 	PausedAt *time.Time `json:"paused_at,omitempty"`
+	// PastPauses are the last pauses that ended, newest last. The shards
+	// park the events stored while a tenant was paused, judging by the
+	// time the log stored them, so that a message replayed after a crash
+	// is judged as it was the first time.
+	PastPauses []Pause `json:"past_pauses,omitempty"`
 	// WebhookSecret signs the tenant's campaign webhooks (Standard
 	// Webhooks: "whsec_" and base64).
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 	// Revision is the KV revision this copy was read or written at; a
 	// Cache that has applied Revision serves this copy or a newer one.
 	Revision uint64 `json:"-"`
+}
+
+// Pause is a time the tenant was paused: [From, To).
+type Pause struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// maxPastPauses bounds PastPauses.
+const maxPastPauses = 16
+
+// WasPausedAt reports whether the tenant was paused at t.
+func (t *Tenant) WasPausedAt(at time.Time) bool {
+	if t.Paused && t.PausedAt != nil && !at.Before(*t.PausedAt) {
+		return true
+	}
+	for _, p := range t.PastPauses {
+		if !at.Before(p.From) && at.Before(p.To) {
+			return true
+		}
+	}
+	return false
 }
 
 // EffectiveWeight is the tenant's processing weight, at least 1.
