@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -86,14 +87,10 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 		procs[p], err = visitor.New(vcfg, p, m)
 		require.NoError(t, err)
 	}
-	wantOut := map[string][]byte{} // output id → data
-	forwards := map[string][]byte{}
+	wantLeads := leadSeqs{} // what the visitor shards should have sent to LEADS
 	messages := 0
 	err = l.ReadAll(ctx, func(msg eventlog.Message) error {
 		messages++
-		if shard.IsOutputID(msg.MsgID) {
-			forwards[msg.MsgID] = msg.Data
-		}
 		evs, err := event.DecodeBatch(msg.Data)
 		if err != nil {
 			return err
@@ -102,8 +99,12 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 		if err != nil {
 			return err
 		}
-		for i, o := range outs {
-			wantOut[shard.OutputID("vis", msg.Partition, msg.Seq, i)] = o.Data
+		for _, o := range outs {
+			if strings.HasPrefix(o.Subject, eventlog.LeadsPrefix) {
+				if err := wantLeads.add(o.Subject, msg.Partition, o.Data); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -119,11 +120,14 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 	require.Empty(t, firstFew(diff), "%d visitor state keys differ from an uninterrupted run", len(diff))
 	checkReports(t, ctx, tenantID, def.Log.Partitions, ref, got)
 
-	// LEADS holds exactly the visitor outputs of the uninterrupted run: each id
-	// once (JetStream dedup) or repeated with the same data (a replay
-	// after the dedup window, which the lead shard's high-water mark
-	// drops), nothing else.
-	gotOut := map[string][]byte{}
+	// LEADS holds exactly the visitor outputs of the uninterrupted run:
+	// each message id once (JetStream dedup) or repeated with the same data
+	// (a replay after the dedup window, which the lead shard's high-water
+	// mark drops), and per subject, tenant and visitor partition the same
+	// events in the same order. (A tenant's events parked and replayed
+	// reach LEADS later, under other ids, but in their order.)
+	gotLeads := leadSeqs{}
+	seen := map[string][]byte{}
 	leadMsgs := 0
 	last, err := l.StreamLastSeq(ctx, eventlog.StreamLeads)
 	require.NoError(t, err)
@@ -132,12 +136,26 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 		err = l.ReadStream(ctx, eventlog.StreamLeads, eventlog.LeadsPrefix, -1, eventlog.Start{}, func(msg eventlog.Message) error {
 			// The API's writes and the lead shards' own outputs are
 			// checked below, by the lead state they make.
-			if strings.HasPrefix(msg.MsgID, "vis.") {
+			if strings.HasPrefix(msg.MsgID, "vis.") || strings.HasPrefix(msg.MsgID, "vis-") {
 				leadMsgs++
-				if prev, ok := gotOut[msg.MsgID]; ok && !bytes.Equal(prev, msg.Data) {
-					return fmt.Errorf("LEADS message %s stored twice with different data", msg.MsgID)
+				if prev, ok := seen[msg.MsgID]; ok {
+					if !bytes.Equal(prev, msg.Data) {
+						return fmt.Errorf("LEADS message %s stored twice with different data", msg.MsgID)
+					}
+				} else {
+					seen[msg.MsgID] = msg.Data
+					up, _, _, err := shard.ParseOutputID(msg.MsgID)
+					if err != nil {
+						return err
+					}
+					p, err := strconv.Atoi(up[strings.IndexByte(up, '.')+1:])
+					if err != nil {
+						return err
+					}
+					if err := gotLeads.add(msg.Subject, p, msg.Data); err != nil {
+						return err
+					}
 				}
-				gotOut[msg.MsgID] = msg.Data
 			}
 			if msg.Seq >= last {
 				return errDone
@@ -148,17 +166,11 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 			require.NoError(t, err)
 		}
 	}
-	wantLeads := map[string][]byte{}
-	for id, data := range wantOut {
-		if _, fwd := forwards[id]; !fwd {
-			wantLeads[id] = data
-		}
-	}
 	require.NotEmpty(t, wantLeads, "the load makes lead events")
-	leadDiff := diffKV(wantLeads, gotOut)
-	require.Empty(t, firstFew(leadDiff), "%d LEADS outputs differ from an uninterrupted run", len(leadDiff))
+	leadDiff := diffKV(wantLeads.flat(), gotLeads.flat())
+	require.Empty(t, firstFew(leadDiff), "%d LEADS event sequences (per subject and tenant) differ from an uninterrupted run", len(leadDiff))
 	t.Logf("processing: %d EVENTS messages replayed; %d visitor state keys equal; %d LEADS messages (%d distinct) equal",
-		messages, len(wantKV), leadMsgs, len(gotOut))
+		messages, len(wantKV), leadMsgs, len(seen))
 
 	lprocs := make([]*lead.Processor, def.Log.LeadPartitions)
 	lm := lead.NewMetrics(prometheus.NewRegistry())
@@ -188,15 +200,36 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 	if err != errDone {
 		require.NoError(t, err)
 	}
-	gotLeads, wantLeadKV := dumpState(t, got, "l/"), dumpState(t, ref, "l/")
+	gotLeadKV, wantLeadKV := dumpState(t, got, "l/"), dumpState(t, ref, "l/")
 	require.NotEmpty(t, wantLeadKV)
-	diff = diffKV(wantLeadKV, gotLeads)
+	diff = diffKV(wantLeadKV, gotLeadKV)
 	require.Empty(t, firstFew(diff), "%d lead state keys (profiles, timelines) differ from an uninterrupted run", len(diff))
 	rd := lead.NewReader(got, def.Log.LeadPartitions)
 	ld, err := rd.Get(ctx, tenantID, scored)
 	require.NoError(t, err)
 	t.Logf("leads: %d LEADS messages replayed; %d lead state keys equal", len(applied), len(wantLeadKV))
 	return ld.Score
+}
+
+// leadSeqs holds the encoded events sent to LEADS, in order, per subject,
+// tenant and visitor partition they came from.
+type leadSeqs map[string][][]byte
+
+func (ls leadSeqs) add(subject string, from int, data []byte) error {
+	return event.EachEvent(data, func(e *event.Event) error {
+		k := subject + "/" + e.Tenant + "/" + strconv.Itoa(from)
+		ls[k] = append(ls[k], event.AppendRecord(nil, e))
+		return nil
+	})
+}
+
+// flat returns one entry per sequence, for diffKV.
+func (ls leadSeqs) flat() map[string][]byte {
+	out := map[string][]byte{}
+	for k, recs := range ls {
+		out[k] = bytes.Join(recs, []byte{0xff, 0x00, 0xff})
+	}
+	return out
 }
 
 // dumpState returns the keys and values of st under prefix.
@@ -302,16 +335,17 @@ func openStoppedLog(t *testing.T, ctx context.Context, dataDir string) (*eventlo
 
 // dumpVisitorState returns every visitor-shard key of st ("v/...").
 // dumpVisitorState returns the visitor shards' keys and values, but for the
-// web-report rollups: their sketches do not encode canonically (the same
-// visitors can encode differently after a restart), so checkReports
-// compares what they answer instead.
+// web-report rollups and their hit logs: their sketches do not encode
+// canonically (the same visitors can encode differently after a restart),
+// and a parked tenant's records are keyed by when they were replayed, so
+// checkReports compares what they answer instead.
 func dumpVisitorState(t *testing.T, st *store.Store) map[string][]byte {
 	it, err := st.NewIter([]byte("v/"), []byte("v0"))
 	require.NoError(t, err)
 	out := map[string][]byte{}
 	for it.First(); it.Valid(); it.Next() {
 		k := string(it.Key())
-		if rest := k[strings.IndexByte(k[2:], '/')+3:]; strings.HasPrefix(rest, "r/") {
+		if rest := k[strings.IndexByte(k[2:], '/')+3:]; strings.HasPrefix(rest, "r/") || strings.HasPrefix(rest, "rh/") {
 			continue
 		}
 		out[strings.Clone(k)] = bytes.Clone(it.Value())

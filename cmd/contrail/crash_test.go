@@ -366,7 +366,13 @@ func poll(timeout time.Duration, cond func() bool) bool {
 // createTenant creates a tenant through the admin API and returns its id and write key.
 func createTenant(t *testing.T, url, token string) (string, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", url+"/api/v1/tenants", strings.NewReader(`{"name":"crash"}`))
+	return createNamedTenant(t, url, token, "crash")
+}
+
+// createNamedTenant creates tenant name and returns its id and write key.
+func createNamedTenant(t *testing.T, url, token, name string) (string, string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url+"/api/v1/tenants", strings.NewReader(`{"name":"`+name+`"}`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/contrailhq/contrail/internal/event"
@@ -52,9 +53,32 @@ const (
 	ParkOverflow = "overflow"
 )
 
-// HeaderOrigin on a PARKED message is the sequence of the main log message
-// its events came from.
-const HeaderOrigin = "Contrail-Origin-Seq"
+// Headers on a PARKED message: the sequence of the main log message its
+// events came from, and their indexes in it, as runs "first+count,...".
+const (
+	HeaderOrigin      = "Contrail-Origin-Seq"
+	HeaderOriginIndex = "Contrail-Origin-Index"
+)
+
+// parseIndexes reads a HeaderOriginIndex value.
+func parseIndexes(h string) ([]int, error) {
+	if h == "" {
+		return nil, nil
+	}
+	var out []int
+	for run := range strings.SplitSeq(h, ",") {
+		a, b, ok := strings.Cut(run, "+")
+		first, err1 := strconv.Atoi(a)
+		n, err2 := strconv.Atoi(b)
+		if !ok || err1 != nil || err2 != nil || first < 0 || n < 1 || n > 1<<20 {
+			return nil, fmt.Errorf("bad %s %q", HeaderOriginIndex, h)
+		}
+		for i := range n {
+			out = append(out, first+i)
+		}
+	}
+	return out, nil
+}
 
 // episode is a shard's state for one tenant whose events it parks.
 type episode struct {
@@ -170,6 +194,8 @@ type parkGroup struct {
 	tenant string
 	count  int
 	frames []byte
+	// runs are the events' indexes in the main message: first, count.
+	runs [][2]int
 }
 
 // parking gathers what one main message parks and the decisions it made.
@@ -187,7 +213,7 @@ func (pk *parking) reset() {
 	clear(pk.undo)
 }
 
-func (pk *parking) add(tenant string, rec []byte) {
+func (pk *parking) add(tenant string, rec []byte, index int) {
 	i, ok := pk.index[tenant]
 	if !ok {
 		i = len(pk.groups)
@@ -195,7 +221,7 @@ func (pk *parking) add(tenant string, rec []byte) {
 		if i < cap(pk.groups) {
 			pk.groups = pk.groups[:i+1]
 			g := &pk.groups[i]
-			g.tenant, g.count, g.frames = tenant, 0, g.frames[:0]
+			g.tenant, g.count, g.frames, g.runs = tenant, 0, g.frames[:0], g.runs[:0]
 		} else {
 			pk.groups = append(pk.groups, parkGroup{tenant: tenant})
 		}
@@ -203,6 +229,11 @@ func (pk *parking) add(tenant string, rec []byte) {
 	g := &pk.groups[i]
 	g.count++
 	g.frames = event.AppendRecordFrame(g.frames, rec)
+	if r := len(g.runs) - 1; r >= 0 && g.runs[r][0]+g.runs[r][1] == index {
+		g.runs[r][1]++
+	} else {
+		g.runs = append(g.runs, [2]int{index, 1})
+	}
 }
 
 // outputs returns the PARKED messages of a main message.
@@ -214,7 +245,7 @@ func (pk *parking) outputs(stream string, p int, seq uint64) []Output {
 		out = append(out, Output{
 			Subject: eventlog.ParkedSubject(g.tenant, stream, p),
 			Data:    append(msg, g.frames...),
-			Headers: map[string]string{HeaderOrigin: origin},
+			Headers: map[string]string{HeaderOrigin: origin, HeaderOriginIndex: formatRuns(g.runs)},
 		})
 	}
 	return out
@@ -290,4 +321,17 @@ func (s *shard) rollback() {
 func (s *shard) weight(tenant string) int {
 	_, w := s.rt.policy(tenant)
 	return w
+}
+
+func formatRuns(runs [][2]int) string {
+	b := make([]byte, 0, len(runs)*12)
+	for i, r := range runs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(r[0]), 10)
+		b = append(b, '+')
+		b = strconv.AppendInt(b, int64(r[1]), 10)
+	}
+	return string(b)
 }

@@ -318,7 +318,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		}
 		run++
 		if diverted {
-			s.park.add(tenant, rec)
+			s.park.add(tenant, rec, idx)
 			idx++
 			return nil
 		}
@@ -328,7 +328,8 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		if _, seen := s.tenantRecv[e.Tenant]; !seen {
 			weights += s.weight(e.Tenant)
 		}
-		d, err := s.processOne(ctx, tx, out, m.Seq, &idx, &e)
+		d, err := s.processOne(ctx, tx, out, m.Seq, idx, &e)
+		idx++
 		if d != nil {
 			dead = append(dead, *d)
 		}
@@ -418,12 +419,24 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	n := 0
 	defer func() { s.cost = n }()
 	var dead []Output
-	idx := 0
+	// Each event is applied with the sequence and index it had in the
+	// message it was parked from, as if it had not been parked: the keys
+	// and ids processors derive from them stay unique.
+	indexes, err := parseIndexes(m.Headers.Get(HeaderOriginIndex))
+	if err != nil {
+		return fmt.Errorf("parked message %d of %s: %w", m.Seq, tenant, err)
+	}
+	tx.Replayed = true
+	defer func() { tx.Replayed = false }()
 	skip := origin <= ep.Replayed
 	if !skip {
 		err := event.EachEvent(m.Data, func(e *event.Event) error {
+			index := n
+			if n < len(indexes) {
+				index = indexes[n]
+			}
 			n++
-			d, err := s.processOne(ctx, tx, out, m.Seq, &idx, e)
+			d, err := s.processOne(ctx, tx, out, origin, index, e)
 			if d != nil {
 				dead = append(dead, *d)
 			}
@@ -451,10 +464,10 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	if err := s.publish(ctx, stage, m.Seq, out.outputs(), dead); err != nil {
 		return err
 	}
-	tx.reset(m.Seq, idx)
+	tx.reset(origin, 0)
 	s.saveEpisode(tx, tenant, ep)
 	tx.apply()
-	if err := s.flush(ctx, tx, m.Seq, idx); err != nil {
+	if err := s.flush(ctx, tx, origin, 0); err != nil {
 		return err
 	}
 	spill := s.handOver(ctx, tx, out.externals, held)
@@ -487,10 +500,10 @@ type Purger interface {
 	PurgeSubject(ctx context.Context, stream, subject string, before uint64) error
 }
 
-// processOne applies one event; a failure becomes a DEAD output.
-func (s *shard) processOne(ctx context.Context, tx *Tx, out *outbox, seq uint64, idx *int, e *event.Event) (*Output, error) {
-	tx.reset(seq, *idx)
-	*idx++
+// processOne applies event index of message seq; a failure becomes a DEAD
+// output.
+func (s *shard) processOne(ctx context.Context, tx *Tx, out *outbox, seq uint64, index int, e *event.Event) (*Output, error) {
+	tx.reset(seq, index)
 	s.tenantRecv[e.Tenant] = e.ReceivedAt
 	if perr := s.process(ctx, tx, e); perr != nil {
 		if ctx.Err() != nil {

@@ -31,6 +31,11 @@ type Tx struct {
 	// position in it.
 	Seq   uint64
 	Index int
+	// Replayed says the event comes from PARKED: Seq and Index are those
+	// it had in the message it was parked from, and the message's other
+	// events were applied then. A processor that keys state by Seq alone
+	// (per message, not per event) must tell the two apart.
+	Replayed bool
 
 	db      *store.Store
 	batch   *pebble.Batch

@@ -65,7 +65,19 @@ func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessio
 
 // Flush writes the rollups the log message changed; the shard calls it
 // before the commit.
-func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error { return p.rollup.Flush(tx, tx.Seq) }
+//
+// The rollups key their records by the flush's sequence, which must be
+// unique and, per tenant, increasing: a message's flush uses 2×Seq, the
+// flush of a tenant's events replayed from PARKED (which carry the Seq of
+// the message they were parked from, whose other tenants flushed then)
+// 2×Seq+1.
+func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error {
+	seq := tx.Seq * 2
+	if tx.Replayed {
+		seq++
+	}
+	return p.rollup.Flush(tx, seq)
+}
 
 // policy is a tenant's rollup policy, from its settings.
 func (p *Processor) policy(id string) report.Policy { return p.reportOf(id).policy }
