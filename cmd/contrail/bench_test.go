@@ -107,7 +107,7 @@ func TestBenchCatchup(t *testing.T) {
 	waitTrack(t, n.url, created.WriteKey, http.StatusOK, "")
 	waitProcessed(t, n.url, n.token)
 	out := n.mustCLI(t, "bench", "catchup", "--url", n.url, "--tenant", "bench", "--events", "3000", "--batch-size", "100", "--quiet")
-	for _, want := range []string{"backlog        3000 events (", "caught up      ", "catch-up rate  "} {
+	for _, want := range []string{"backlog        3000 events built in ", "caught up      ", "catch-up rate  "} {
 		require.Contains(t, out, want)
 	}
 	status := n.mustCLI(t, "status", "--json")
