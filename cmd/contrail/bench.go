@@ -51,15 +51,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if c.server == "" || c.server == "http://127.0.0.1:8080" {
 			c.server = o.URL
 		}
-		var t api.TenantView
-		if err := c.do(ctx, "GET", "/api/v1/tenants/"+url.PathEscape(*name), nil, &t); err != nil {
+		t, key, err := benchTenant(ctx, &c, *name)
+		if err != nil {
 			return err
 		}
 		o.Tenant = t.ID // the metrics label tenants by id
-		for _, k := range t.Keys {
-			if o.WriteKey == "" && k.Kind == "write" && k.Secret != "" {
-				o.WriteKey = k.Secret
-			}
+		if o.WriteKey == "" {
+			o.WriteKey = key
 		}
 	}
 	if o.WriteKey == "" {
@@ -152,4 +150,19 @@ func pauseBenchCampaign(ctx context.Context, c *client, tenant, id string, stder
 	if err := c.do(ctx, "POST", path, nil, nil); err != nil {
 		fmt.Fprintf(stderr, "bench ingest: pausing campaign %s: %v\n", id, err)
 	}
+}
+
+// benchTenant looks a tenant up through the admin API and returns it with
+// its first write key ("" when it has none).
+func benchTenant(ctx context.Context, c *client, name string) (api.TenantView, string, error) {
+	var t api.TenantView
+	if err := c.do(ctx, "GET", "/api/v1/tenants/"+url.PathEscape(name), nil, &t); err != nil {
+		return t, "", err
+	}
+	for _, k := range t.Keys {
+		if k.Kind == "write" && k.Secret != "" {
+			return t, k.Secret, nil
+		}
+	}
+	return t, "", nil
 }

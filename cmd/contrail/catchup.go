@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,16 +41,11 @@ func benchCatchup(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if c.server == "" || c.server == "http://127.0.0.1:8080" {
 		c.server = o.URL
 	}
-	var t api.TenantView
-	if err := c.do(ctx, "GET", "/api/v1/tenants/"+url.PathEscape(*name), nil, &t); err != nil {
+	t, key, err := benchTenant(ctx, &c, *name)
+	if err != nil {
 		return err
 	}
-	for _, k := range t.Keys {
-		if o.WriteKey == "" && k.Kind == "write" && k.Secret != "" {
-			o.WriteKey = k.Secret
-		}
-	}
-	if o.WriteKey == "" {
+	if o.WriteKey = key; o.WriteKey == "" {
 		return fmt.Errorf("bench catchup: tenant %s has no write key", *name)
 	}
 	progress := func(format string, a ...any) {

@@ -341,10 +341,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	if bad, err := s.unreadable(ctx, m, err); err != nil {
 		return err
 	} else if bad != nil {
-		_ = batch.Close()
-		batch = s.rt.deps.Store.NewBatch()
-		tx.begin(s.rt.deps.Store, batch)
-		out.reset()
+		batch = s.discard(tx, out, batch)
 		s.rollback()
 		s.park.reset()
 		clear(s.tenantRecv)
@@ -445,10 +442,7 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 		if bad, err := s.unreadable(ctx, m, err); err != nil {
 			return err
 		} else if bad != nil {
-			_ = batch.Close()
-			batch = s.rt.deps.Store.NewBatch()
-			tx.begin(s.rt.deps.Store, batch)
-			out.reset()
+			batch = s.discard(tx, out, batch)
 			dead = []Output{{Subject: eventlog.DeadPrefix + tenant, Data: m.Data, Headers: s.deadHeaders(m.Seq, bad)}}
 			n = event.Count(m.Data)
 		}
@@ -540,6 +534,16 @@ func (s *shard) unreadable(ctx context.Context, m eventlog.Message, err error) (
 		return nil, fmt.Errorf("processing %s seq %d: %w", m.Subject, m.Seq, err)
 	}
 	return nil, nil
+}
+
+// discard drops what a message wrote and gathered so far, for one that
+// goes to DEAD whole, and returns the new batch.
+func (s *shard) discard(tx *Tx, out *outbox, batch *pebble.Batch) *pebble.Batch {
+	_ = batch.Close()
+	batch = s.rt.deps.Store.NewBatch()
+	tx.begin(s.rt.deps.Store, batch)
+	out.reset()
+	return batch
 }
 
 // publish stores a message's outputs and DEAD events before its commit.
