@@ -320,6 +320,12 @@ func (r *Rollup) logHits(tx Tx, seq uint64) error {
 			}
 		case m != nil && m.n > 0:
 			tx.Set(r.keys.hitRecord(t, seq), appendHitRecord(nil, r.now, m))
+			// A tenant's events replayed from PARKED come after other
+			// tenants' messages with higher sequences, which may have
+			// folded its hit log: reads must start at this record.
+			if mk := r.marks[t]; mk != nil && mk.hitFrom > seq {
+				mk.hitFrom, mk.dirty = seq, true
+			}
 			if p.hits == 0 {
 				p.since, p.first = r.now, seq
 			}

@@ -68,8 +68,10 @@ type shard struct {
 	proc      Processor
 
 	position atomic.Uint64 // last applied stream sequence
-	pending  atomic.Uint64 // messages after the last delivered one
-	last     atomic.Uint64 // highest sequence delivered
+	// parkedEvents counts the events parked and not yet replayed.
+	parkedEvents atomic.Int64
+	pending      atomic.Uint64 // messages after the last delivered one
+	last         atomic.Uint64 // highest sequence delivered
 
 	mu      sync.Mutex
 	applied chan struct{} // closed and replaced at each commit
@@ -88,6 +90,9 @@ type shard struct {
 	// cost is what the last message cost the scheduler: events applied,
 	// and parked ones at a sixteenth.
 	cost int
+	// fresh: no message of the partition committed since the shard
+	// (re)started.
+	fresh bool
 }
 
 // advance records that seq is applied and wakes the waiters.
@@ -159,6 +164,7 @@ func (s *shard) run(ctx context.Context) error {
 	s.park = parking{index: map[string]int{}, undo: map[string]*episode{}}
 	s.tenantRecv = map[string]time.Time{}
 	s.mainWeight = 1
+	s.fresh = true
 	for t, ep := range s.eps {
 		s.setBacklog(t, ep.Backlog)
 	}
@@ -314,7 +320,9 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 				s.shares.add(tenant, run)
 			}
 			tenant, run = string(tb), 0
-			diverted = s.parks(tenant, &m)
+			if diverted, err = s.parks(tenant, &m); err != nil {
+				return err
+			}
 		}
 		run++
 		if diverted {
@@ -381,6 +389,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	if err := s.commit(tx, batch, m.Seq, m.Pending, start); err != nil {
 		return err
 	}
+	s.fresh = false
 	for _, g := range s.park.groups {
 		s.rt.metrics.parked.WithLabelValues(s.stream, g.tenant, s.eps[g.tenant].Reason).Add(float64(g.count))
 		s.setBacklog(g.tenant, s.eps[g.tenant].Backlog)
@@ -584,6 +593,7 @@ func (s *shard) setBacklog(tenant string, n int64) {
 	}
 	if d := n - s.backlogShown[tenant]; d != 0 {
 		s.rt.metrics.backlog.WithLabelValues(s.stream, tenant).Add(float64(d))
+		s.parkedEvents.Add(d)
 	}
 	if n == 0 {
 		delete(s.backlogShown, tenant)
