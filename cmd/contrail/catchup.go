@@ -117,7 +117,7 @@ func benchCatchup(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				now.Sub(start).Seconds(), st.processed-before.processed, rep.Accepted, rate)
 			lastPrint, lastProcessed = now, st.processed
 		}
-		if st.processed >= want && st.lag <= int64(st.partitions) {
+		if st.processed >= want && st.lag <= int64(st.partitions) && st.parked == 0 {
 			caught = now.Sub(start)
 			break
 		}
@@ -148,6 +148,7 @@ func benchCatchup(ctx context.Context, args []string, stdout, stderr io.Writer) 
 type catchupState struct {
 	processed  float64
 	lag        int64
+	parked     int64
 	partitions int
 }
 
@@ -165,6 +166,7 @@ func catchupStatus(ctx context.Context, c *client, tenantID string) (catchupStat
 	st := catchupState{partitions: len(out.Partitions)}
 	for _, p := range out.Partitions {
 		st.lag += int64(p.Lag)
+		st.parked += int64(p.Parked)
 	}
 	for _, t := range out.Tenants {
 		if t.ID != tenantID {

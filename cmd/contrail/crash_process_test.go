@@ -43,14 +43,14 @@ func waitProcessed(t *testing.T, url, token string) {
 		defer resp.Body.Close()
 		var st struct {
 			Partitions []struct {
-				Position, Last, Lag uint64
+				Position, Last, Lag, Parked uint64
 			} `json:"partitions"`
 		}
 		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Partitions) == 0 {
 			return false
 		}
 		for _, p := range st.Partitions {
-			if p.Lag != 0 || p.Position != p.Last {
+			if p.Lag != 0 || p.Position != p.Last || p.Parked != 0 {
 				return false
 			}
 		}

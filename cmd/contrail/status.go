@@ -34,13 +34,14 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "STREAM\tPARTITION\tPOSITION\tLAST\tLAG\t")
-	var lag uint64
+	fmt.Fprintln(tw, "STREAM\tPARTITION\tPOSITION\tLAST\tLAG\tPARKED\t")
+	var lag, parked uint64
 	for _, p := range out.Partitions {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", p.Stream, p.Partition, p.Position, p.Last, p.Lag)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", p.Stream, p.Partition, p.Position, p.Last, p.Lag, p.Parked)
 		lag += p.Lag
+		parked += p.Parked
 	}
-	fmt.Fprintf(tw, "total\t\t\t\t%d\t\n", lag)
+	fmt.Fprintf(tw, "total\t\t\t\t%d\t%d\t\n", lag, parked)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -86,14 +86,17 @@ type Deps struct {
 }
 
 // PartitionStatus is one shard's progress: the last stream sequence it
-// applied, the last one stored in its partition, and how many log messages
-// of the partition are not applied yet.
+// applied, the last one stored in its partition, how many log messages of
+// the partition are not applied yet, and how many events it parked.
 type PartitionStatus struct {
 	Stream    string `json:"stream"`
 	Partition int    `json:"partition"`
 	Position  uint64 `json:"position"`
 	Last      uint64 `json:"last"`
 	Lag       uint64 `json:"lag"`
+	// Parked counts the events the shard set aside in PARKED (paused or
+	// over their share) and has not replayed yet.
+	Parked uint64 `json:"parked"`
 }
 
 // StatusReporter reports the node's shards; *app.Node implements it.

@@ -307,12 +307,15 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	}
 	if n.shards != nil {
 		g.Go(func() error {
-			// Shards start once the campaigns are known, so the first
-			// inputs are tested against every live campaign.
-			select {
-			case <-n.registry.Loaded():
-			case <-gctx.Done():
-				return nil
+			// Shards start once the tenants and campaigns are known, so
+			// the first inputs are judged by every tenant's pause state
+			// and tested against every live campaign.
+			for _, loaded := range []<-chan struct{}{n.cache.Loaded(), n.registry.Loaded()} {
+				select {
+				case <-loaded:
+				case <-gctx.Done():
+					return nil
+				}
 			}
 			return n.shards.Run(gctx)
 		})

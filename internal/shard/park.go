@@ -253,18 +253,32 @@ func (pk *parking) outputs(stream string, p int, seq uint64) []Output {
 
 // parks reports whether the events of tenant in main message m go to
 // PARKED: the tenant has an active episode, or the log stored m while the
-// tenant was paused, which starts one. Both depend only on committed state
-// and on m, so every attempt of a message (a replay after a crash, say)
-// parks the same events and publishes the same outputs under the same ids.
-func (s *shard) parks(tenant string, m *eventlog.Message) bool {
+// tenant was paused, which starts one. Every attempt of a message (a
+// replay after a crash, say) must decide the same, or it would publish
+// other outputs under the same ids; the tenant cache alone cannot promise
+// that (a pause may reach it between two attempts). So a pause episode is
+// committed on its own before the message publishes anything, and none
+// starts with the first message after the shard (re)starts: an earlier
+// attempt of that message, if any, did not start one either, or it would
+// be committed.
+func (s *shard) parks(tenant string, m *eventlog.Message) (bool, error) {
 	if ep := s.eps[tenant]; ep != nil && ep.Active {
-		return true
+		return true, nil
 	}
-	if s.rt.deps.Tenants == nil || !s.rt.deps.Tenants.PausedAt(tenant, m.Time) {
-		return false
+	if s.fresh || s.rt.deps.Tenants == nil || !s.rt.deps.Tenants.PausedAt(tenant, m.Time) {
+		return false, nil
 	}
-	s.begin(tenant, ParkPaused, m.Seq, 0)
-	return true
+	ep := s.begin(tenant, ParkPaused, m.Seq, 0)
+	b, _ := json.Marshal(ep) // plain struct: cannot fail
+	batch := s.rt.deps.Store.NewBatch()
+	defer func() { _ = batch.Close() }()
+	if err := batch.Set(parkKey(s.stream, s.partition, tenant), b, nil); err != nil {
+		return false, fmt.Errorf("starting to park %s: %w", tenant, err)
+	}
+	if err := s.rt.deps.Store.Commit(batch); err != nil {
+		return false, fmt.Errorf("starting to park %s: %w", tenant, err)
+	}
+	return true, nil
 }
 
 // begin starts an episode of tenant with main message seq: its events

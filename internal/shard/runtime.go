@@ -197,13 +197,15 @@ func (r *Runtime) Run(ctx context.Context) error {
 }
 
 // Status is one shard's progress: Lag is the number of log messages of the
-// partition stored after Position.
+// partition stored after Position; Parked the events it set aside in
+// PARKED and has not replayed yet.
 type Status struct {
 	Stream    string `json:"stream"`
 	Partition int    `json:"partition"`
 	Position  uint64 `json:"position"`
 	Last      uint64 `json:"last"`
 	Lag       uint64 `json:"lag"`
+	Parked    uint64 `json:"parked"`
 }
 
 // LastSeqer reports the last stream sequence of a partition;
@@ -254,7 +256,8 @@ func (r *Runtime) WaitApplied(ctx context.Context, stream string, partition int,
 func (r *Runtime) Status(ctx context.Context, last LastSeqer) ([]Status, error) {
 	out := make([]Status, 0, len(r.shards))
 	for _, s := range r.shards {
-		st := Status{Stream: s.stream, Partition: s.partition, Position: s.position.Load(), Last: s.last.Load()}
+		st := Status{Stream: s.stream, Partition: s.partition, Position: s.position.Load(), Last: s.last.Load(),
+			Parked: uint64(max(s.parkedEvents.Load(), 0))}
 		if st.Last > st.Position {
 			st.Lag = s.pending.Load() + 1
 		} else {
