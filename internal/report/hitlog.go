@@ -284,7 +284,8 @@ func (r *Rollup) pending(tenant string) *pending {
 // logHits writes the message's hits of every tenant to its hit log, or
 // folds the tenant's hit log with them into r.delta when it is due: by
 // size, by age, or because the tenant's buckets are due to be compacted.
-func (r *Rollup) logHits(tx Tx, seq uint64) error {
+// With onlyMsg, tenants without hits in the message are left alone.
+func (r *Rollup) logHits(tx Tx, seq uint64, onlyMsg bool) error {
 	if err := r.loadPending(tx); err != nil {
 		return err
 	}
@@ -295,7 +296,7 @@ func (r *Rollup) logHits(tx Tx, seq uint64) error {
 		}
 	}
 	for t, p := range r.pend {
-		if p.hits > 0 && (r.msg[t] == nil || r.msg[t].n == 0) {
+		if !onlyMsg && p.hits > 0 && (r.msg[t] == nil || r.msg[t].n == 0) {
 			tenants = append(tenants, t)
 		}
 	}

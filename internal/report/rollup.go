@@ -328,8 +328,17 @@ const consolidateAfter = 32
 // runs due compactions and writes the folded counts. The shard calls it
 // at the end of every log message, before the commit; seq is the
 // message's stream sequence, which names its records.
-func (r *Rollup) Flush(tx Tx, seq uint64) error {
-	if err := r.logHits(tx, seq); err != nil {
+func (r *Rollup) Flush(tx Tx, seq uint64) error { return r.flush(tx, seq, false) }
+
+// FlushReplayed is Flush for the events of one tenant replayed from
+// PARKED. seq is then shared by every tenant parked from the same log
+// message, so it folds only the hit logs of the tenants with hits in this
+// message, never another's by age: that would write the other tenant's
+// records under a seq a later replay may use again.
+func (r *Rollup) FlushReplayed(tx Tx, seq uint64) error { return r.flush(tx, seq, true) }
+
+func (r *Rollup) flush(tx Tx, seq uint64, onlyMsg bool) error {
+	if err := r.logHits(tx, seq, onlyMsg); err != nil {
 		return err
 	}
 	if err := r.compact(tx); err != nil {

@@ -188,8 +188,15 @@ func (s *shard) run(ctx context.Context) error {
 		if src == main {
 			return true
 		}
-		paused, _ := s.rt.policy(src.tenant)
-		return !paused
+		if paused, _ := s.rt.policy(src.tenant); paused {
+			return false
+		}
+		// A parked message waits until the message it came from has
+		// committed: an attempt that crashed before its commit may have
+		// published it, and the next attempt publishes it again.
+		ep := s.eps[src.tenant]
+		origin, err := strconv.ParseUint(src.head.Headers.Get(HeaderOrigin), 10, 64)
+		return ep == nil || !ep.Active || err != nil || origin <= ep.Diverted
 	}
 	weight := func(src *source) int {
 		if src == main {
@@ -459,7 +466,10 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 		ep.Backlog -= int64(n)
 	}
 	ended := false
-	if paused, _ := s.rt.policy(tenant); ep.Replayed >= ep.Diverted && !paused {
+	// It ends once what the committed messages parked is replayed, and at
+	// least one of them parked something (a pause episode commits before
+	// its first message does).
+	if paused, _ := s.rt.policy(tenant); ep.Replayed >= ep.Diverted && ep.Diverted >= ep.Start && !paused {
 		ended = true
 		ep.Active, ep.Backlog = false, 0
 	}
@@ -470,8 +480,10 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	tx.reset(origin, 0)
 	s.saveEpisode(tx, tenant, ep)
 	tx.apply()
-	if err := s.flush(ctx, tx, origin, 0); err != nil {
-		return err
+	if !skip {
+		if err := s.flush(ctx, tx, origin, 0); err != nil {
+			return err
+		}
 	}
 	spill := s.handOver(ctx, tx, out.externals, held)
 	if err := s.commit(tx, batch, 0, 0, start); err != nil {

@@ -72,11 +72,10 @@ func (p *Processor) countReport(tx *shard.Tx, e *event.Event, s *state, d sessio
 // the message they were parked from, whose other tenants flushed then)
 // 2×Seq+1.
 func (p *Processor) Flush(_ context.Context, tx *shard.Tx) error {
-	seq := tx.Seq * 2
 	if tx.Replayed {
-		seq++
+		return p.rollup.FlushReplayed(tx, tx.Seq*2+1)
 	}
-	return p.rollup.Flush(tx, seq)
+	return p.rollup.Flush(tx, tx.Seq*2)
 }
 
 // policy is a tenant's rollup policy, from its settings.
