@@ -30,7 +30,10 @@ func TestCrashPauseResume(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dataDir := t.TempDir()
-	srv := &crashServer{t: t, bin: bin, dataDir: dataDir, logDir: t.TempDir()}
+	// CRASH_SERVE_ARGS adds flags to contrail serve: "--fair=true" runs the
+	// test with overflow parking, which still loses events across a crash
+	// now and then (see docs/fairness.md, Known problem).
+	srv := &crashServer{t: t, bin: bin, dataDir: dataDir, logDir: t.TempDir(), args: strings.Fields(os.Getenv("CRASH_SERVE_ARGS"))}
 	t.Cleanup(srv.cleanup)
 	p := srv.start()
 	tok, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
@@ -38,6 +41,7 @@ func TestCrashPauseResume(t *testing.T) {
 	token := strings.TrimSpace(string(tok))
 	aID, aKey := createNamedTenant(t, p.url, token, "paused")
 	bID, bKey := createNamedTenant(t, p.url, token, "steady")
+	t.Logf("paused tenant %s, steady tenant %s", aID, bID)
 
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
 	defer client.CloseIdleConnections()

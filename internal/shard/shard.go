@@ -468,8 +468,11 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	ended := false
 	// It ends once what the committed messages parked is replayed, and at
 	// least one of them parked something (a pause episode commits before
-	// its first message does).
-	if paused, _ := s.rt.policy(tenant); ep.Replayed >= ep.Diverted && ep.Diverted >= ep.Start && !paused {
+	// its first message does). Not before the shard's first message since
+	// it (re)started has committed: an earlier attempt of that message,
+	// made while the episode was active, parked the tenant's events, and
+	// the next attempt must too.
+	if paused, _ := s.rt.policy(tenant); ep.Replayed >= ep.Diverted && ep.Diverted >= ep.Start && !s.fresh && !paused {
 		ended = true
 		ep.Active, ep.Backlog = false, 0
 	}
