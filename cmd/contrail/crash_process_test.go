@@ -131,41 +131,30 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 	leadMsgs := 0
 	last, err := l.StreamLastSeq(ctx, eventlog.StreamLeads)
 	require.NoError(t, err)
-	if last > 0 {
-		errDone := fmt.Errorf("done")
-		err = l.ReadStream(ctx, eventlog.StreamLeads, eventlog.LeadsPrefix, -1, eventlog.Start{}, func(msg eventlog.Message) error {
-			// The API's writes and the lead shards' own outputs are
-			// checked below, by the lead state they make.
-			if strings.HasPrefix(msg.MsgID, "vis.") || strings.HasPrefix(msg.MsgID, "vis-") {
-				leadMsgs++
-				if prev, ok := seen[msg.MsgID]; ok {
-					if !bytes.Equal(prev, msg.Data) {
-						return fmt.Errorf("LEADS message %s stored twice with different data", msg.MsgID)
-					}
-				} else {
-					seen[msg.MsgID] = msg.Data
-					up, _, _, err := shard.ParseOutputID(msg.MsgID)
-					if err != nil {
-						return err
-					}
-					p, err := strconv.Atoi(up[strings.IndexByte(up, '.')+1:])
-					if err != nil {
-						return err
-					}
-					if err := gotLeads.add(msg.Subject, p, msg.Data); err != nil {
-						return err
-					}
-				}
-			}
-			if msg.Seq >= last {
-				return errDone
+	readLeads(t, ctx, l, last, func(msg eventlog.Message) error {
+		// The API's writes and the lead shards' own outputs are checked
+		// below, by the lead state they make.
+		if !strings.HasPrefix(msg.MsgID, "vis.") && !strings.HasPrefix(msg.MsgID, "vis-") {
+			return nil
+		}
+		leadMsgs++
+		if prev, ok := seen[msg.MsgID]; ok {
+			if !bytes.Equal(prev, msg.Data) {
+				return fmt.Errorf("LEADS message %s stored twice with different data", msg.MsgID)
 			}
 			return nil
-		})
-		if err != errDone {
-			require.NoError(t, err)
 		}
-	}
+		seen[msg.MsgID] = msg.Data
+		up, _, _, err := shard.ParseOutputID(msg.MsgID)
+		if err != nil {
+			return err
+		}
+		p, err := strconv.Atoi(up[strings.IndexByte(up, '.')+1:])
+		if err != nil {
+			return err
+		}
+		return gotLeads.add(msg.Subject, p, msg.Data)
+	})
 	require.NotEmpty(t, wantLeads, "the load makes lead events")
 	leadDiff := diffKV(wantLeads.flat(), gotLeads.flat())
 	require.Empty(t, firstFew(leadDiff), "%d LEADS event sequences (per subject and tenant) differ from an uninterrupted run", len(leadDiff))
@@ -180,26 +169,18 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 	}
 	require.Positive(t, last, "the load makes LEADS messages")
 	applied := map[string]bool{}
-	errDone := fmt.Errorf("done")
-	err = l.ReadStream(ctx, eventlog.StreamLeads, eventlog.LeadsPrefix, -1, eventlog.Start{}, func(msg eventlog.Message) error {
-		if !applied[msg.MsgID] {
-			applied[msg.MsgID] = true
-			evs, err := event.DecodeBatch(msg.Data)
-			if err != nil {
-				return err
-			}
-			if _, _, err := shard.ApplyLocal(ctx, ref, eventlog.StreamLeads, msg.Partition, msg.Seq, lprocs[msg.Partition], evs); err != nil {
-				return err
-			}
+	readLeads(t, ctx, l, last, func(msg eventlog.Message) error {
+		if applied[msg.MsgID] {
+			return nil
 		}
-		if msg.Seq >= last {
-			return errDone
+		applied[msg.MsgID] = true
+		evs, err := event.DecodeBatch(msg.Data)
+		if err != nil {
+			return err
 		}
-		return nil
+		_, _, err = shard.ApplyLocal(ctx, ref, eventlog.StreamLeads, msg.Partition, msg.Seq, lprocs[msg.Partition], evs)
+		return err
 	})
-	if err != errDone {
-		require.NoError(t, err)
-	}
 	gotLeadKV, wantLeadKV := dumpState(t, got, "l/"), dumpState(t, ref, "l/")
 	require.NotEmpty(t, wantLeadKV)
 	diff = diffKV(wantLeadKV, gotLeadKV)
@@ -209,6 +190,28 @@ func checkProcessing(t *testing.T, dataDir, tenantID, scored string) int64 {
 	require.NoError(t, err)
 	t.Logf("leads: %d LEADS messages replayed; %d lead state keys equal", len(applied), len(wantLeadKV))
 	return ld.Score
+}
+
+// readLeads calls fn with every LEADS message up to sequence last, in
+// stream order.
+func readLeads(t *testing.T, ctx context.Context, l *eventlog.Log, last uint64, fn func(eventlog.Message) error) {
+	t.Helper()
+	if last == 0 {
+		return
+	}
+	errDone := fmt.Errorf("done")
+	err := l.ReadStream(ctx, eventlog.StreamLeads, eventlog.LeadsPrefix, -1, eventlog.Start{}, func(msg eventlog.Message) error {
+		if err := fn(msg); err != nil {
+			return err
+		}
+		if msg.Seq >= last {
+			return errDone
+		}
+		return nil
+	})
+	if err != errDone {
+		require.NoError(t, err)
+	}
 }
 
 // leadSeqs holds the encoded events sent to LEADS, in order, per subject,

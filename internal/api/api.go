@@ -198,7 +198,7 @@ func viewKey(k tenant.Key) KeyView {
 
 func view(t tenant.Tenant) TenantView {
 	v := TenantView{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, Limits: t.Limits, Settings: t.Settings.WithDefaults(), Keys: []KeyView{}, WebhookSecret: t.WebhookSecret,
-		Paused: t.Paused, PausedAt: t.PausedAt}
+		Paused: t.IsPaused(), PausedAt: t.PausedAt}
 	for _, k := range t.Keys {
 		v.Keys = append(v.Keys, viewKey(k))
 	}

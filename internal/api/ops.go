@@ -107,7 +107,7 @@ func (a *API) pauseTenant(paused bool) http.HandlerFunc {
 			return
 		}
 		a.applied(r.Context(), t.Revision)
-		a.deps.Logger.Info("tenant pause changed", "tenant", t.ID, "paused", t.Paused)
+		a.deps.Logger.Info("tenant pause changed", "tenant", t.ID, "paused", t.IsPaused())
 		writeJSON(w, http.StatusOK, view(t))
 	}
 }
@@ -130,7 +130,7 @@ func (a *API) refusePaused(w http.ResponseWriter, cmds []event.Event) bool {
 	if a.deps.Keys == nil || len(cmds) == 0 {
 		return false
 	}
-	if t, ok := a.deps.Keys.ByID(cmds[0].Tenant); ok && t.Paused {
+	if t, ok := a.deps.Keys.ByID(cmds[0].Tenant); ok && t.IsPaused() {
 		a.fail(w, fmt.Errorf("%w: resume it to change its leads", errTenantPaused))
 		return true
 	}

@@ -102,7 +102,7 @@ func TestGuardPausedRefuse(t *testing.T) {
 	for _, id := range []string{refuseID, acceptID} {
 		tn, err := store.SetPaused(ctx, id, true)
 		require.NoError(t, err)
-		require.True(t, tn.Paused)
+		require.True(t, tn.IsPaused())
 	}
 
 	// The collector learns of the pause through the KV watch.

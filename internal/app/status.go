@@ -3,13 +3,14 @@ package app
 import (
 	"context"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/metrics"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
@@ -103,47 +104,34 @@ func matches(labels, where map[string]string) bool {
 }
 
 // quantile estimates the q-quantile of a tenant's histogram series whose
-// labels match where, interpolating within the bucket, as Prometheus'
+// labels match where (they share their buckets), as Prometheus'
 // histogram_quantile does; 0 without observations.
 func (m tenantMetrics) quantile(t, name string, where map[string]string, q float64) float64 {
-	var bounds []float64
-	counts := map[float64]uint64{}
-	var total uint64
+	var bounds, counts []float64
 	for _, s := range m[t][name] {
 		if s.hist == nil || !matches(s.labels, where) {
 			continue
 		}
-		total += s.hist.GetSampleCount()
-		for _, b := range s.hist.GetBucket() {
-			if _, ok := counts[b.GetUpperBound()]; !ok {
-				bounds = append(bounds, b.GetUpperBound())
-			}
-			counts[b.GetUpperBound()] += b.GetCumulativeCount()
+		b, c, err := metrics.CumulativeBuckets(s.hist)
+		if err != nil || bounds != nil && !slices.Equal(b, bounds) {
+			continue // not a well-formed series of the same histogram
+		}
+		if bounds == nil {
+			bounds, counts = b, c
+			continue
+		}
+		for i := range counts {
+			counts[i] += c[i]
 		}
 	}
-	if total == 0 {
-		return 0
-	}
-	sort.Float64s(bounds)
-	rank := q * float64(total)
-	lower, below := 0.0, uint64(0)
-	for _, ub := range bounds {
-		c := counts[ub]
-		if float64(c) >= rank {
-			if c == below {
-				return ub
-			}
-			return lower + (ub-lower)*(rank-float64(below))/float64(c-below)
-		}
-		lower, below = ub, c
-	}
-	return lower // in the +Inf bucket: the highest bound is the best we know
+	v, _, _ := metrics.Quantile(bounds, counts, q)
+	return v
 }
 
 func (m tenantMetrics) status(t tenant.Tenant) api.TenantStatus {
 	id := t.ID
 	st := api.TenantStatus{
-		ID: id, Name: t.Name, Paused: t.Paused, PausedAt: t.PausedAt,
+		ID: id, Name: t.Name, Paused: t.IsPaused(), PausedAt: t.PausedAt,
 		Accepted:        m.sum(id, "contrail_collect_events_accepted_total", nil),
 		Rejected:        m.by(id, "contrail_collect_events_rejected_total", "reason"),
 		QuotaUsed:       m.sum(id, "contrail_collect_quota_used", nil),
@@ -186,7 +174,7 @@ func (c tenantPausedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tena
 func (c tenantPausedCollector) Collect(ch chan<- prometheus.Metric) {
 	c.cache.Each(func(t *tenant.Tenant) {
 		v := 0.0
-		if t.Paused {
+		if t.IsPaused() {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(tenantPausedDesc, prometheus.GaugeValue, v, t.ID)

@@ -22,7 +22,7 @@ const (
 // a refused request is not decoded, and nothing of it is stored.
 func (c *Collector) authenticated(req *request, t *tenant.Tenant) *reqError {
 	req.tenant = t
-	if t.Paused && t.Settings.PausedIntake == tenant.IntakeRefuse {
+	if t.IsPaused() && t.Settings.PausedIntake == tenant.IntakeRefuse {
 		e := refuse(CodeTenantPaused, "the tenant is paused and refuses events until it is resumed")
 		e.retryAfter = pausedRetryAfter
 		return e

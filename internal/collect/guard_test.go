@@ -125,11 +125,14 @@ var everyEndpoint = []intakeReq{
 	{name: "form, key in query", path: "/v1/form/contact-us?writeKey=wk", contentType: urlencoded, body: "email=bob%40example.com&messageId=g-form-q", msgID: "g-form-q"},
 }
 
+// pausedAt is when the test's paused tenants were paused.
+var pausedAt = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
 // A paused tenant whose paused_intake is refuse gets 503 tenant_paused
 // with Retry-After on every endpoint, and nothing is stored.
 func TestPausedTenantRefused(t *testing.T) {
 	t.Parallel()
-	tn := &tenant.Tenant{ID: "tn_paused", Limits: tenant.DefaultLimits(), Paused: true, Settings: tenant.Settings{PausedIntake: tenant.IntakeRefuse}}
+	tn := &tenant.Tenant{ID: "tn_paused", Limits: tenant.DefaultLimits(), PausedAt: &pausedAt, Settings: tenant.Settings{PausedIntake: tenant.IntakeRefuse}}
 	srv, log, c := startGuarded(t, tn, nil)
 	for _, r := range everyEndpoint {
 		a := do(t, srv, r)
@@ -148,7 +151,7 @@ func TestPausedTenantRefused(t *testing.T) {
 
 	// Resumed, the tenant's events are taken again.
 	resumed := *tn
-	resumed.Paused = false
+	resumed.PausedAt = nil
 	srv2, log2, _ := startGuarded(t, &resumed, nil)
 	require.Equal(t, http.StatusOK, do(t, srv2, everyEndpoint[0]).status)
 	require.Len(t, storedEvents(log2), 1)
@@ -161,7 +164,7 @@ func TestPausedTenantAccepted(t *testing.T) {
 	for _, intake := range []string{"", tenant.IntakeAccept} {
 		t.Run("intake="+intake, func(t *testing.T) {
 			t.Parallel()
-			tn := &tenant.Tenant{ID: "tn_paused", Limits: tenant.DefaultLimits(), Paused: true, Settings: tenant.Settings{PausedIntake: intake}}
+			tn := &tenant.Tenant{ID: "tn_paused", Limits: tenant.DefaultLimits(), PausedAt: &pausedAt, Settings: tenant.Settings{PausedIntake: intake}}
 			srv, log, _ := startGuarded(t, tn, nil)
 			var want []string
 			for _, r := range everyEndpoint {
@@ -279,7 +282,7 @@ func TestDiskLowRefuses(t *testing.T) {
 	require.Equal(t, float64(len(everyEndpoint)), testutil.ToFloat64(c.metrics.refusedRequests.WithLabelValues(tn.ID, string(CodeDiskLow))))
 
 	// A paused tenant that refuses intake is told so, disk or not.
-	paused := &tenant.Tenant{ID: "tn_p", Limits: tenant.DefaultLimits(), Paused: true, Settings: tenant.Settings{PausedIntake: tenant.IntakeRefuse}}
+	paused := &tenant.Tenant{ID: "tn_p", Limits: tenant.DefaultLimits(), PausedAt: &pausedAt, Settings: tenant.Settings{PausedIntake: tenant.IntakeRefuse}}
 	srvP, _, _ := startGuarded(t, paused, disk)
 	require.Equal(t, string(CodeTenantPaused), do(t, srvP, everyEndpoint[0]).ErrorField.Code)
 

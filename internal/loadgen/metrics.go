@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/contrailhq/contrail/internal/metrics"
 )
 
 // The series Run reads from the server's /metrics. The shard series are
@@ -184,27 +186,8 @@ func label(s *dto.Metric, name string) string {
 // histogramBuckets returns the cumulative buckets of a classic histogram,
 // with a +Inf bucket last.
 func histogramBuckets(h *dto.Histogram) (buckets, error) {
-	var b buckets
-	for _, bk := range h.GetBucket() {
-		c := float64(bk.GetCumulativeCount())
-		if bk.CumulativeCountFloat != nil {
-			c = bk.GetCumulativeCountFloat()
-		}
-		if n := len(b.bounds); n > 0 && (bk.GetUpperBound() <= b.bounds[n-1] || c < b.counts[n-1]) {
-			return buckets{}, fmt.Errorf("bucket le=%g after le=%g: bounds and counts must ascend", bk.GetUpperBound(), b.bounds[n-1])
-		}
-		b.bounds = append(b.bounds, bk.GetUpperBound())
-		b.counts = append(b.counts, c)
-	}
-	if n := len(b.bounds); n == 0 || !math.IsInf(b.bounds[n-1], 1) {
-		total := float64(h.GetSampleCount())
-		if h.SampleCountFloat != nil {
-			total = h.GetSampleCountFloat()
-		}
-		b.bounds = append(b.bounds, math.Inf(1))
-		b.counts = append(b.counts, total)
-	}
-	return b, nil
+	bounds, counts, err := metrics.CumulativeBuckets(h)
+	return buckets{bounds: bounds, counts: counts}, err
 }
 
 // add returns the sum of two histograms with the same bounds; an empty b
@@ -249,37 +232,10 @@ func (b buckets) total() float64 {
 	return b.counts[len(b.counts)-1]
 }
 
-// quantile returns the q-quantile (0 ≤ q ≤ 1) of the observations, as
-// Prometheus's histogram_quantile does: it finds the bucket that holds the
-// observation of rank q·total and interpolates linearly between the
-// bucket's bounds, as if its observations were spread evenly (the first
-// bucket starts at 0). When that bucket is the +Inf one, it returns the
-// largest finite bound and above: the quantile is beyond it. ok is false
-// without observations.
+// quantile returns the q-quantile of the observations (see
+// metrics.Quantile).
 func (b buckets) quantile(q float64) (v float64, above, ok bool) {
-	n := b.total()
-	if n <= 0 || len(b.bounds) < 2 {
-		return 0, false, false
-	}
-	rank := q * n
-	i, _ := slices.BinarySearch(b.counts, rank) // the first bucket whose cumulative count reaches rank
-	i = min(i, len(b.counts)-1)
-	if math.IsInf(b.bounds[i], 1) {
-		return b.bounds[i-1], true, true
-	}
-	lower, below := 0.0, 0.0
-	if i > 0 {
-		lower, below = b.bounds[i-1], b.counts[i-1]
-	}
-	upper := b.bounds[i]
-	if i == 0 && upper <= 0 {
-		return upper, false, true // nothing to interpolate from
-	}
-	inBucket := b.counts[i] - below
-	if inBucket <= 0 {
-		return lower, false, true
-	}
-	return lower + (upper-lower)*(rank-below)/inBucket, false, true
+	return metrics.Quantile(b.bounds, b.counts, q)
 }
 
 // resolution describes how finely the finite bounds cut the range: the

@@ -313,22 +313,33 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	idx := 0
 	weights := 0
 	var e event.Event
-	// Events of one tenant tend to come in runs: the tenant's name, share
-	// and decision are looked up once per run.
+	// Events of one tenant tend to come in runs: the tenant's name, share,
+	// decision, weight and last receivedAt are handled once per run.
 	var tenant string
+	var lastRecv time.Time
 	run, diverted := 0, false
+	endRun := func() {
+		if run == 0 {
+			return
+		}
+		s.shares.add(tenant, run)
+		if !diverted {
+			s.tenantRecv[tenant] = lastRecv
+		}
+	}
 	err := event.EachRecord(m.Data, func(rec []byte) error {
 		tb, _, err := event.RecordHead(rec)
 		if err != nil {
 			return err
 		}
 		if run == 0 || string(tb) != tenant {
-			if run > 0 {
-				s.shares.add(tenant, run)
-			}
+			endRun()
 			tenant, run = string(tb), 0
 			if diverted, err = s.parks(tenant, &m); err != nil {
 				return err
+			}
+			if _, seen := s.tenantRecv[tenant]; !seen && !diverted {
+				weights += s.weight(tenant)
 			}
 		}
 		run++
@@ -340,9 +351,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		if err := event.DecodeRecord(rec, &e); err != nil {
 			return err
 		}
-		if _, seen := s.tenantRecv[e.Tenant]; !seen {
-			weights += s.weight(e.Tenant)
-		}
+		lastRecv = e.ReceivedAt
 		d, err := s.processOne(ctx, tx, out, m.Seq, idx, &e)
 		idx++
 		if d != nil {
@@ -350,9 +359,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		}
 		return err
 	})
-	if run > 0 {
-		s.shares.add(tenant, run)
-	}
+	endRun()
 	if bad, err := s.unreadable(ctx, m, err); err != nil {
 		return err
 	} else if bad != nil {
@@ -443,22 +450,28 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	defer func() { tx.Replayed = false }()
 	skip := origin <= ep.Replayed
 	if !skip {
+		var lastRecv time.Time
 		err := event.EachEvent(m.Data, func(e *event.Event) error {
 			index := n
 			if n < len(indexes) {
 				index = indexes[n]
 			}
 			n++
+			lastRecv = e.ReceivedAt
 			d, err := s.processOne(ctx, tx, out, origin, index, e)
 			if d != nil {
 				dead = append(dead, *d)
 			}
 			return err
 		})
+		if n > 0 {
+			s.tenantRecv[tenant] = lastRecv
+		}
 		if bad, err := s.unreadable(ctx, m, err); err != nil {
 			return err
 		} else if bad != nil {
 			batch = s.discard(tx, out, batch)
+			clear(s.tenantRecv)
 			dead = []Output{{Subject: eventlog.DeadPrefix + tenant, Data: m.Data, Headers: s.deadHeaders(m.Seq, bad)}}
 			n = event.Count(m.Data)
 		}
@@ -522,7 +535,6 @@ type Purger interface {
 // output.
 func (s *shard) processOne(ctx context.Context, tx *Tx, out *outbox, seq uint64, index int, e *event.Event) (*Output, error) {
 	tx.reset(seq, index)
-	s.tenantRecv[e.Tenant] = e.ReceivedAt
 	if perr := s.process(ctx, tx, e); perr != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

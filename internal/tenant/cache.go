@@ -77,7 +77,7 @@ func (c *Cache) Policy(id string) (paused bool, weight int) {
 	if !ok {
 		return false, 1
 	}
-	return t.Paused, t.EffectiveWeight()
+	return t.IsPaused(), t.EffectiveWeight()
 }
 
 // PausedAt reports whether the tenant was paused at t; the shards ask it

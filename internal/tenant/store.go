@@ -196,16 +196,14 @@ func (s *Store) SetPaused(ctx context.Context, idOrName string, paused bool) (Te
 	return s.Update(ctx, idOrName, func(t *Tenant) error {
 		now := s.now().UTC()
 		switch {
-		case paused && !t.Paused:
-			t.Paused, t.PausedAt = true, &now
-		case !paused && t.Paused:
-			if t.PausedAt != nil {
-				t.PastPauses = append(t.PastPauses, Pause{From: *t.PausedAt, To: now})
-				if n := len(t.PastPauses); n > maxPastPauses {
-					t.PastPauses = t.PastPauses[n-maxPastPauses:]
-				}
+		case paused && !t.IsPaused():
+			t.PausedAt = &now
+		case !paused && t.IsPaused():
+			t.PastPauses = append(t.PastPauses, Pause{From: *t.PausedAt, To: now})
+			if n := len(t.PastPauses); n > maxPastPauses {
+				t.PastPauses = t.PastPauses[n-maxPastPauses:]
 			}
-			t.Paused, t.PausedAt = false, nil
+			t.PausedAt = nil
 		}
 		return nil
 	})

@@ -506,11 +506,11 @@ func TestSetPaused(t *testing.T) {
 	s, _ := openStore(t)
 	c, err := s.Create(ctx, "acme", tenant.Limits{})
 	require.NoError(t, err)
-	require.False(t, c.Tenant.Paused)
+	require.False(t, c.Tenant.IsPaused())
 
 	tn, err := s.SetPaused(ctx, "acme", true)
 	require.NoError(t, err)
-	require.True(t, tn.Paused)
+	require.True(t, tn.IsPaused())
 	require.NotNil(t, tn.PausedAt)
 	first := *tn.PausedAt
 	tn, err = s.SetPaused(ctx, c.Tenant.ID, true)
@@ -519,11 +519,11 @@ func TestSetPaused(t *testing.T) {
 
 	tn, err = s.SetPaused(ctx, "acme", false)
 	require.NoError(t, err)
-	require.False(t, tn.Paused)
+	require.False(t, tn.IsPaused())
 	require.Nil(t, tn.PausedAt)
 	got, err := s.Get(ctx, "acme")
 	require.NoError(t, err)
-	require.False(t, got.Paused, "the resume is stored")
+	require.False(t, got.IsPaused(), "the resume is stored")
 	require.Len(t, got.PastPauses, 1)
 	require.Equal(t, first, got.PastPauses[0].From)
 
@@ -534,7 +534,7 @@ func TestSetPaused(t *testing.T) {
 	require.False(t, tn.WasPausedAt(t0.Add(-time.Second)), "stored before it")
 	require.False(t, tn.WasPausedAt(t0.Add(time.Minute)), "stored after the resume")
 	now := t0.Add(time.Hour)
-	tn.Paused, tn.PausedAt = true, &now
+	tn.PausedAt = &now
 	require.True(t, tn.WasPausedAt(now.Add(time.Second)), "stored during the current pause")
 	require.False(t, tn.WasPausedAt(now.Add(-time.Second)))
 

@@ -119,11 +119,11 @@ type Tenant struct {
 	Keys      []Key     `json:"keys"`
 	// Lists are the tenant's static lists of leads.
 	Lists []List `json:"lists,omitempty"`
-	// Paused tenants' events are kept, not processed: the shards park
-	// them in PARKED and replay them, in order, when the tenant resumes.
-	// The collector still accepts them unless Settings.PausedIntake says
+	// PausedAt is when the tenant was paused, nil while it runs. A paused
+	// tenant's events are kept, not processed: the shards park them in
+	// PARKED and replay them, in order, when the tenant resumes. The
+	// collector still accepts them unless Settings.PausedIntake says
 	// refuse.
-	Paused   bool       `json:"paused,omitempty"`
 	PausedAt *time.Time `json:"paused_at,omitempty"`
 	// PastPauses are the last pauses that ended, newest last. The shards
 	// park the events stored while a tenant was paused, judging by the
@@ -147,9 +147,12 @@ type Pause struct {
 // maxPastPauses bounds PastPauses.
 const maxPastPauses = 16
 
+// IsPaused reports whether the tenant is paused now.
+func (t *Tenant) IsPaused() bool { return t.PausedAt != nil }
+
 // WasPausedAt reports whether the tenant was paused at t.
 func (t *Tenant) WasPausedAt(at time.Time) bool {
-	if t.Paused && t.PausedAt != nil && !at.Before(*t.PausedAt) {
+	if t.PausedAt != nil && !at.Before(*t.PausedAt) {
 		return true
 	}
 	for _, p := range t.PastPauses {
