@@ -188,6 +188,16 @@ type FieldError struct {
 	Message string `json:"message"`
 	Line    int    `json:"line,omitempty"`
 	Column  int    `json:"column,omitempty"`
+	// At is where in the submitted document the problem is: the value at
+	// Path (or its nearest parent that the document holds). Locate sets
+	// it; Line and Column, for an expression, count within it.
+	At *Position `json:"at,omitempty"`
+}
+
+// Position is a line and column in a document, from 1.
+type Position struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
 }
 
 func (e FieldError) Error() string {

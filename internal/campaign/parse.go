@@ -201,3 +201,55 @@ func jsonType(goType string) string {
 	}
 	return goType
 }
+
+// Locate sets the At of each problem of a campaign parsed from src: the
+// line and column of the value at its path, or of its nearest parent that
+// src holds. A syntax error without a path is placed at its own line.
+// Problems src cannot place keep At nil.
+func Locate(src []byte, problems []FieldError) {
+	var doc yaml.Node
+	var m sourceMap
+	if yaml.Unmarshal(bytes.TrimSpace(src), &doc) == nil && len(doc.Content) == 1 {
+		if m.encode(doc.Content[0], "") != nil {
+			m.marks = nil
+		}
+	}
+	// TrimSpace dropped the leading lines Parse did not see either; count
+	// them back so that lines are the document's.
+	skipped := bytes.Count(src[:len(src)-len(bytes.TrimLeft(src, " \t\r\n"))], []byte("\n"))
+	for i := range problems {
+		p := &problems[i]
+		if p.Path == "" {
+			if p.Line > 0 {
+				p.At = &Position{Line: p.Line + skipped, Column: p.Column}
+			}
+			continue
+		}
+		for path := p.Path; path != ""; path = parentPath(path) {
+			if mk, ok := m.first(path); ok {
+				p.At = &Position{Line: mk.line + skipped, Column: mk.column}
+				break
+			}
+		}
+	}
+}
+
+// first returns the first mark of path: its key when it has one.
+func (m *sourceMap) first(path string) (mark, bool) {
+	for _, mk := range m.marks {
+		if mk.path == path {
+			return mk, true
+		}
+	}
+	return mark{}, false
+}
+
+// parentPath drops the last element of a path: "flow[1].url" → "flow[1]"
+// → "flow" → "".
+func parentPath(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
