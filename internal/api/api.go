@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +138,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /api/v1/tenants/{id}/settings", a.getSettings)
 	h("PUT /api/v1/tenants/{id}/settings", a.setSettings)
 	h("PATCH /api/v1/tenants/{id}/settings", a.setSettings)
-	h("GET /api/v1/tenants/{id}/tail", a.tail)
+	h("GET /api/v1/tenants/{id}/tail", a.adminTail)
+	mux.HandleFunc("GET /api/v1/tail", a.tenantScoped(a.deps.Log != nil, "events", a.tail))
 	h("GET /api/v1/status", a.status)
 	h("GET /api/v1/dead", a.listDead)
 	h("POST /api/v1/dead/replay", a.replayDead)
@@ -392,18 +394,35 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"partitions": parts, "tenants": tenants, "processing_paused": paused})
 }
 
-// tail streams the tenant's accepted events as NDJSON, one event a line,
-// from now (default) or from the start of the log (?from=start), optionally
-// only events of one type (?type=track).
-func (a *API) tail(w http.ResponseWriter, r *http.Request) {
+// maxTailSince bounds how far back a tail's since= may start.
+const maxTailSince = 24 * time.Hour
+
+// adminTail is tail for the tenant of the path (admin token).
+func (a *API) adminTail(w http.ResponseWriter, r *http.Request) {
 	t, err := a.deps.Tenants.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
+	a.tail(w, r, &t)
+}
+
+// tail streams the tenant's accepted events as NDJSON, one event a line,
+// from now (default), from a while ago (?since=5m, at most a day) or from
+// the start of the log (?from=start), optionally only events of one type
+// (?type=track).
+func (a *API) tail(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) {
 	start := eventlog.Start{New: true}
 	if r.URL.Query().Get("from") == "start" {
 		start = eventlog.Start{}
+	}
+	if s := r.URL.Query().Get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > maxTailSince {
+			writeError(w, CodeInvalidParameter, "since "+strconv.Quote(s)+": want a duration such as 5m, at most 24h")
+			return
+		}
+		start = eventlog.Start{Time: time.Now().Add(-d)}
 	}
 	typ := event.TypeUnknown
 	if s := r.URL.Query().Get("type"); s != "" {
@@ -424,7 +443,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 		Seq       uint64       `json:"seq"`
 		Event     *event.Event `json:"event"`
 	}
-	err = a.deps.Log.Read(r.Context(), -1, start, func(m eventlog.Message) error {
+	err := a.deps.Log.Read(r.Context(), -1, start, func(m eventlog.Message) error {
 		if shard.IsOutputID(m.MsgID) {
 			return nil // a shard's forward (an alias sent to its previousId's partition), not an accepted event
 		}

@@ -74,12 +74,16 @@ func (a *API) registerCampaigns(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/leads/{id}/runs", p(a.leadRuns))
 }
 
-// failCampaign answers an error; an invalid campaign lists its problems.
-func (a *API) failCampaign(w http.ResponseWriter, err error) {
+// failCampaign answers an error; an invalid campaign lists its problems,
+// each placed in src (the submitted document) when one is given.
+func (a *API) failCampaign(w http.ResponseWriter, err error, src []byte) {
 	if ve, ok := errors.AsType[*campaign.ValidationError](err); ok {
 		probs := ve.Problems
 		if probs == nil {
 			probs = []campaign.FieldError{}
+		}
+		if src != nil {
+			campaign.Locate(src, probs)
 		}
 		writeJSON(w, codeStatus[CodeInvalidCampaign], map[string]Error{"error": {Code: CodeInvalidCampaign, Message: ve.Error(), Problems: probs}})
 		return
@@ -89,16 +93,23 @@ func (a *API) failCampaign(w http.ResponseWriter, err error) {
 
 // readSpec reads a campaign from the body: JSON or YAML, by Content-Type
 // or, without a known one, by its first character.
-func readSpec(r *http.Request) (campaign.Spec, error) {
+func readSpec(r *http.Request) (campaign.Spec, []byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxCampaignBytes+1))
 	if err != nil {
-		return campaign.Spec{}, fmt.Errorf("%w: reading body: %v", errInvalid, err)
+		return campaign.Spec{}, nil, fmt.Errorf("%w: reading body: %v", errInvalid, err)
 	}
 	if len(body) > maxCampaignBytes {
-		return campaign.Spec{}, fmt.Errorf("%w: a campaign is at most %d bytes", errInvalid, maxCampaignBytes)
+		return campaign.Spec{}, nil, fmt.Errorf("%w: a campaign is at most %d bytes", errInvalid, maxCampaignBytes)
 	}
+	spec, err := parseSpec(r.Header.Get("Content-Type"), body)
+	return spec, body, err
+}
+
+// parseSpec parses a campaign of media type ct.
+func parseSpec(ct string, body []byte) (campaign.Spec, error) {
 	mt := ""
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct != "" {
+		var err error
 		if mt, _, err = mime.ParseMediaType(ct); err != nil {
 			return campaign.Spec{}, fmt.Errorf("%w: Content-Type %q: %v", errInvalid, ct, err)
 		}
@@ -134,14 +145,14 @@ func (a *API) campaignApplied(ctx context.Context, rev uint64) {
 }
 
 func (a *API) createCampaign(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) {
-	spec, err := readSpec(r)
+	spec, src, err := readSpec(r)
 	if err != nil {
-		a.failCampaign(w, err)
+		a.failCampaign(w, err, src)
 		return
 	}
 	c, err := a.deps.Campaigns.Create(r.Context(), t.ID, spec)
 	if err != nil {
-		a.failCampaign(w, err)
+		a.failCampaign(w, err, src)
 		return
 	}
 	a.deps.Logger.Info("campaign created", "tenant", t.ID, "campaign", c.ID, "name", c.Name)
@@ -172,14 +183,14 @@ func (a *API) getCampaign(w http.ResponseWriter, r *http.Request, t *tenant.Tena
 // replaceCampaign makes the body the campaign's draft; the published
 // versions and the runs on them do not change.
 func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request, t *tenant.Tenant) {
-	spec, err := readSpec(r)
+	spec, src, err := readSpec(r)
 	if err != nil {
-		a.failCampaign(w, err)
+		a.failCampaign(w, err, src)
 		return
 	}
 	c, err := a.deps.Campaigns.Replace(r.Context(), t.ID, r.PathValue("id"), spec)
 	if err != nil {
-		a.failCampaign(w, err)
+		a.failCampaign(w, err, src)
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
@@ -206,7 +217,7 @@ func (a *API) publishCampaign(w http.ResponseWriter, r *http.Request, t *tenant.
 	}
 	c, err = a.deps.Campaigns.Publish(ctx, t.ID, id, campaign.CompileOptions{CheckURL: a.deps.CheckURL})
 	if err != nil {
-		a.failCampaign(w, err)
+		a.failCampaign(w, err, nil)
 		return
 	}
 	a.campaignApplied(ctx, c.Revision)

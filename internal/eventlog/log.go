@@ -343,6 +343,9 @@ type Start struct {
 	Seq uint64
 	// New starts with messages stored after the read began.
 	New bool
+	// Time, when not zero, starts with the first message stored at or
+	// after it.
+	Time time.Time
 }
 
 // Read delivers the messages of one partition (or of all when partition is
@@ -379,6 +382,9 @@ func (l *Log) read(ctx context.Context, stream, subject, prefix string, start St
 	case start.Seq > 0:
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = start.Seq
+	case !start.Time.IsZero():
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &start.Time
 	default:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
