@@ -24,6 +24,7 @@ import (
 	"github.com/contrailhq/contrail/internal/campaign"
 	"github.com/contrailhq/contrail/internal/collect"
 	"github.com/contrailhq/contrail/internal/config"
+	"github.com/contrailhq/contrail/internal/dashboard"
 	"github.com/contrailhq/contrail/internal/deliver"
 	"github.com/contrailhq/contrail/internal/disk"
 	"github.com/contrailhq/contrail/internal/enrich"
@@ -32,6 +33,7 @@ import (
 	"github.com/contrailhq/contrail/internal/metrics"
 	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/shard"
+	"github.com/contrailhq/contrail/internal/snippet"
 	"github.com/contrailhq/contrail/internal/store"
 	"github.com/contrailhq/contrail/internal/tenant"
 	"github.com/contrailhq/contrail/internal/visitor"
@@ -274,13 +276,19 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	mux.Handle("/debug/pprof/profile", admin.AdminOnly(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("/debug/pprof/trace", admin.AdminOnly(http.HandlerFunc(pprof.Trace)))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
+	mux.Handle("GET /contrail.js", snippet.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprintf(w, "contrail %s\n", Version)
 	})
+	dash, err := dashboard.New(dashboard.DefaultConfig(), dashboard.Deps{API: mux, AdminToken: n.token, Tenants: n.cache, Logger: n.logger})
+	if err != nil {
+		return fmt.Errorf("creating the dashboard: %w", err)
+	}
+	dash.Register(mux)
 
 	n.listener, err = net.Listen("tcp", n.cfg.HTTPAddr)
 	if err != nil {

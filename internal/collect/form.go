@@ -30,7 +30,9 @@ const (
 
 	// formCookie keeps the identity of a device whose anonymousId the form
 	// endpoint generated. The page's own scripts may read it.
-	formCookie       = "contrail_id"
+	formCookie = "contrail_id"
+	// snippetCookie is /contrail.js's visitor cookie, on the site's domain.
+	snippetCookie    = "contrail_aid"
 	ajsCookie        = "ajs_anonymous_id"
 	formCookieMaxAge = 2 * 365 * 24 * 60 * 60 // seconds
 )
@@ -325,8 +327,12 @@ func formAnonymousID(r *http.Request, t *tenant.Tenant, posted string) (id strin
 			return v, false
 		}
 	}
-	if ck, err := r.Cookie(formCookie); err == nil && usable(ck.Value) {
-		return ck.Value, false
+	// The tracking snippet's cookie, when the site and the collector share
+	// a host, then the form endpoint's own.
+	for _, name := range []string{snippetCookie, formCookie} {
+		if ck, err := r.Cookie(name); err == nil && usable(ck.Value) {
+			return ck.Value, false
+		}
 	}
 	return newAnonymousID(), true
 }

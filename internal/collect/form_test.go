@@ -352,6 +352,8 @@ func TestFormAnonymousID(t *testing.T) {
 	f("null", "ajs_anonymous_id=%22undefined%22; contrail_id=ours", "ours")
 	f("", "ajs_anonymous_id="+strings.Repeat("x", maxIDLen+1)+"; contrail_id=ours", "ours")
 	f("", "contrail_id=ours", "ours")
+	f("", "contrail_id=ours; contrail_aid=snippet", "snippet") // /contrail.js's cookie, same host
+	f("", "contrail_aid=anonymous; contrail_id=ours", "ours")
 	f("", "contrail_id=anonymous", "new")
 	f("", "", "new")
 }
