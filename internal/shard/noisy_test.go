@@ -155,7 +155,12 @@ func TestNoisyNeighbour(t *testing.T) {
 			require.Zero(t, aTwice+bTwice, "nothing applied twice")
 			require.Zero(t, aBad+bBad, "each tenant's events in order per partition")
 			if fair {
-				require.Less(t, bp99, 500*time.Millisecond, "B's p99 stays under 500ms while A overloads the shards")
+				// Relative, not absolute (no timing assertions: the figure
+				// in BENCHMARKS.md is the benchmark's): B's events do not
+				// wait behind A's backlog, so nearly all of them are
+				// applied sooner than half of A's. Under FIFO both wait
+				// the same, and this fails.
+				require.Less(t, bp99, ap50, "B's p99 is below A's p50 while A overloads the shards")
 			}
 		})
 	}
