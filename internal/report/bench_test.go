@@ -178,80 +178,19 @@ func BenchmarkQuery30Days(b *testing.B) {
 	defer st.Close()
 	end := time.Date(2026, 11, 19, 0, 0, 0, 0, time.UTC) // a Thursday
 	start := end.AddDate(0, 0, -days)
-	rng := rand.New(rand.NewPCG(3, 4))
-	perBucket := int64(100_000_000 / days / parts) // events per partition-day
 	var events int64
-	stored := map[string]int{} // bytes of records per tenant
-	put := func(batch *pebble.Batch, k keys, tenant string, res byte, at int64, bk *Bucket) {
-		for s := range numSecs {
-			counts, sks, err := bk.appendSection(s)
-			if err != nil {
-				b.Fatal(err)
-			}
-			stored[tenant] += len(counts) + len(sks)
-			if err := batch.Set(k.record(tenant, s, res, at, 0), counts, nil); err != nil {
-				b.Fatal(err)
-			}
-			if err := batch.Set(k.sketchRecord(tenant, s, res, at, 0), sks, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	weekDone := weekStart(end.Unix(), time.UTC)
-	for p := range parts {
-		k := newKeys(p)
-		batch := st.NewBatch()
-		dayBuckets := map[int64]*Bucket{}
-		for d := range days {
-			bk := &Bucket{}
-			for range 6000 { // visitors per partition-day, sampled
-				bk.Total.addVisitor(rng.Uint64())
-			}
-			bk.Total.Pageviews, bk.Total.Events, bk.Total.Sessions = perBucket*7/10, perBucket*3/10, perBucket/5
-			events += perBucket
-			fill := func(dim Dim, n int, prefix string) {
-				for i := range n {
-					row := bk.row(dim, fmt.Sprintf("%s%d", prefix, i))
-					row.Pageviews = int64(1 + rng.IntN(50000/(i+1)+1))
-					row.Sessions = row.Pageviews / 3
-					for range min(row.Pageviews, 200) {
-						row.addVisitor(rng.Uint64())
-					}
-				}
-			}
-			fill(DimPage, 2000, "/page/")
-			fill(DimReferrer, 1000, "site")
-			fill(DimEntryPage, 500, "/page/")
-			fill(DimCountry, 100, "C")
-			at := start.AddDate(0, 0, d).Unix()
-			dayBuckets[at] = bk
-			put(batch, k, "tn_big", resDay, at, bk)
-			put(batch, k, "tn_days", resDay, at, bk)
-		}
-		// The weeks wholly inside the data, merged as compaction does.
-		for w := nextWeek(weekStart(start.Unix()-1, time.UTC), time.UTC); nextWeek(w, time.UTC) <= weekDone; w = nextWeek(w, time.UTC) {
-			wk := &Bucket{}
-			for d := w; d < nextWeek(w, time.UTC); d = nextDay(d, time.UTC) {
-				if err := wk.merge(dayBuckets[d]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := wk.limitRows(DefaultPolicy().RowLimit); err != nil {
-				b.Fatal(err)
-			}
-			put(batch, k, "tn_big", resWeek, w, wk)
-		}
-		for tenant, m := range map[string]*marks{
-			"tn_big":  {hourDone: end.Unix(), dayDone: end.Unix(), weekDone: weekDone},
-			"tn_days": {hourDone: end.Unix(), dayDone: end.Unix(), weekDone: start.Unix()},
-		} {
-			if err := batch.Set(k.marks(tenant), m.encode(), nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := st.Commit(batch); err != nil {
+	stored := map[string]int64{} // bytes of records per tenant
+	for _, tenant := range []string{"tn_big", "tn_days"} {
+		// The same seed draws the same days for both.
+		s, err := Synthesize(st, Synthetic{
+			Tenant: tenant, Partitions: parts, End: end, Days: days, Events: 100_000_000,
+			Visitors: 6000, Pages: 2000, Referrers: 1000, EntryPages: 500, Countries: 100,
+			Weeks: tenant == "tn_big", Seed: 3,
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
+		events, stored[tenant] = s.Events, s.Bytes
 	}
 	q := NewQuerier(st, parts, func(string) Policy { return DefaultPolicy() })
 	r := Range{From: start, To: end}
