@@ -293,13 +293,23 @@ func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (R
 	return mergeParts(parts)
 }
 
-// mergeParts adds up the partitions' rows.
+// mergeParts adds up the partitions' rows. The result's sketch is dense
+// from the start, as mergeQuery's: the partitions' sketches are large, and
+// mergeSketch would estimate each (16,384 registers) to decide when to
+// densify.
 func mergeParts(parts []Row) (Row, error) {
 	var out Row
 	for i := range parts {
 		out.Counts.add(&parts[i].Counts)
-		if err := out.mergeSketch(parts[i].Visitors, false); err != nil {
-			return Row{}, err
+		sk := parts[i].Visitors
+		if sk == nil {
+			continue
+		}
+		if out.Visitors == nil {
+			out.Visitors, out.dense = hyperloglog.NewNoSparse(), true
+		}
+		if err := out.Visitors.Merge(sk); err != nil {
+			return Row{}, fmt.Errorf("merging visitors: %w", err)
 		}
 	}
 	return out, nil
