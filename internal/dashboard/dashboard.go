@@ -67,12 +67,13 @@ func DefaultConfig() Config {
 
 // Server is the dashboard.
 type Server struct {
-	cfg    Config
-	deps   Deps
-	seal   *sealer
-	pages  map[string]*template.Template
-	assets *assets
-	rates  rates
+	cfg     Config
+	deps    Deps
+	seal    *sealer
+	pages   map[string]*template.Template
+	assets  *assets
+	rates   rates
+	reports reportCache
 }
 
 // New returns the dashboard; mount it with Register.

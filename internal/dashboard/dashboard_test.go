@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -161,4 +162,23 @@ func TestChartEscapes(t *testing.T) {
 	require.NotContains(t, string(c.SVG), "<script>")
 	require.Contains(t, string(c.SVG), "&lt;script&gt; over time, 10 in all")
 	require.Contains(t, string(c.SVG), "<title>01:00: 7</title>")
+}
+
+func TestReportCache(t *testing.T) {
+	var c reportCache
+	now := time.Unix(1_800_000_000, 0)
+	_, ok := c.get("tn_a?range=today", now)
+	require.False(t, ok)
+	c.put("tn_a?range=today", reportView{Metric: "visitors"}, now.Add(4*time.Second))
+	v, ok := c.get("tn_a?range=today", now.Add(3*time.Second))
+	require.True(t, ok)
+	require.Equal(t, "visitors", v.Metric)
+	_, ok = c.get("tn_b?range=today", now)
+	require.False(t, ok, "another tenant's report is another entry")
+	_, ok = c.get("tn_a?range=today", now.Add(4*time.Second))
+	require.False(t, ok, "expired")
+	for i := range maxCachedReports + 10 {
+		c.put(fmt.Sprint(i), reportView{}, now.Add(time.Hour))
+	}
+	require.LessOrEqual(t, len(c.entries), maxCachedReports, "bounded")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -144,15 +145,46 @@ type goalRow struct {
 
 // reportPage shows the web report: headline numbers, a chart, the
 // breakdowns and the goals, all from the report API.
+//
+// Its answers are kept for a little less than the refresh interval, per
+// tenant and query: however many browsers keep a tenant's report open, the
+// node computes it at most once per interval (the queries, not the page,
+// are the cost: see BENCHMARKS.md). A range that ended a while ago does
+// not refresh.
 func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 	q := rq.URL.Query()
 	loc := rq.tenant.Settings.Location()
-	sp, err := pickSpan(q, s.deps.Now(), loc)
+	now := s.deps.Now()
+	sp, err := pickSpan(q, now, loc)
 	if err != nil {
 		s.renderError(w, rq, http.StatusBadRequest, err.Error())
 		return
 	}
-	v := reportView{Span: sp, Ranges: ranges, Self: rq.URL.RequestURI(), Filter: q.Get("filter"), Metric: q.Get("metric"), Metrics: metrics}
+	key := rq.tenant.ID + "?" + q.Encode() // Encode sorts: one key per query
+	v, ok := s.reports.get(key, now)
+	if !ok {
+		v = s.buildReport(rq, q, sp, loc)
+		if rq.ctx().Err() != nil {
+			return
+		}
+		if len(v.Errors) == 0 {
+			s.reports.put(key, v, now.Add(s.cfg.Refresh*4/5))
+		}
+	}
+	v.Self = rq.URL.RequestURI()
+	if v.Empty {
+		v.Setup = s.setupFor(rq)
+	}
+	refresh := 0
+	if now.Sub(sp.To) < time.Minute {
+		refresh = int(s.cfg.Refresh / time.Second)
+	}
+	s.render(w, rq, http.StatusOK, "report", page{Title: "Report", Nav: "report", Refresh: refresh, Data: v})
+}
+
+// buildReport reads the report of q over sp from the report API.
+func (s *Server) buildReport(rq *request, q url.Values, sp span, loc *time.Location) reportView {
+	v := reportView{Span: sp, Ranges: ranges, Filter: q.Get("filter"), Metric: q.Get("metric"), Metrics: metrics}
 	if v.Metric == "" {
 		v.Metric = "visitors"
 	}
@@ -231,7 +263,7 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 	for _, err := range errs[:2] {
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return v // the browser went away: the caller drops it
 			}
 			v.Errors = append(v.Errors, errorText(err))
 		}
@@ -248,10 +280,52 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 	v.Chart = drawChart(times, values, sp.Interval, v.Metric)
 	v.Goals = goals.Rows
 	v.Empty = errs[0] == nil && v.Summary.Pageviews == 0 && v.Summary.Events == 0 && v.Filter == ""
-	if v.Empty {
-		v.Setup = s.setupFor(rq)
+	return v
+}
+
+// reportCache keeps report answers until they expire.
+type reportCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedReport
+}
+
+type cachedReport struct {
+	v       reportView
+	expires time.Time
+}
+
+// maxCachedReports bounds the cache: past it, expired entries go, then
+// all.
+const maxCachedReports = 1024
+
+func (c *reportCache) get(key string, now time.Time) (reportView, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || !now.Before(e.expires) {
+		return reportView{}, false
 	}
-	s.render(w, rq, http.StatusOK, "report", page{Title: "Report", Nav: "report", Refresh: int(s.cfg.Refresh / time.Second), Data: v})
+	return e.v, true
+}
+
+func (c *reportCache) put(key string, v reportView, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]cachedReport{}
+	}
+	if len(c.entries) >= maxCachedReports {
+		now := time.Now()
+		for k, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= maxCachedReports {
+			clear(c.entries)
+		}
+	}
+	c.entries[key] = cachedReport{v: v, expires: expires}
 }
 
 // cardValue is the number a card's bar shows for a row.
