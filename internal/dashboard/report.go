@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/contrailhq/contrail/internal/api"
 )
@@ -163,13 +165,22 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 	key := rq.tenant.ID + "?" + q.Encode() // Encode sorts: one key per query
 	v, ok := s.reports.get(key, now)
 	if !ok {
-		v = s.buildReport(rq, q, sp, loc)
+		// Browsers that miss together wait for one computation.
+		// The computation is theirs, not the first one's: it goes on if
+		// that browser leaves.
+		got, _, _ := s.reports.flight.Do(key, func() (any, error) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.ctx()), reportTimeout)
+			defer cancel()
+			v := s.buildReport(ctx, rq, q, sp, loc)
+			if ctx.Err() == nil && len(v.Errors) == 0 {
+				s.reports.put(key, v, now.Add(s.cfg.Refresh*4/5))
+			}
+			return v, nil
+		})
 		if rq.ctx().Err() != nil {
 			return
 		}
-		if len(v.Errors) == 0 {
-			s.reports.put(key, v, now.Add(s.cfg.Refresh*4/5))
-		}
+		v = got.(reportView)
 	}
 	v.Self = rq.URL.RequestURI()
 	if v.Empty {
@@ -183,7 +194,7 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 }
 
 // buildReport reads the report of q over sp from the report API.
-func (s *Server) buildReport(rq *request, q url.Values, sp span, loc *time.Location) reportView {
+func (s *Server) buildReport(ctx context.Context, rq *request, q url.Values, sp span, loc *time.Location) reportView {
 	v := reportView{Span: sp, Ranges: ranges, Filter: q.Get("filter"), Metric: q.Get("metric"), Metrics: metrics}
 	if v.Metric == "" {
 		v.Metric = "visitors"
@@ -201,7 +212,6 @@ func (s *Server) buildReport(rq *request, q url.Values, sp span, loc *time.Locat
 		}
 		return out
 	}
-	ctx := rq.ctx()
 	var points struct {
 		Points []api.PointView `json:"points"`
 	}
@@ -283,10 +293,14 @@ func (s *Server) buildReport(rq *request, q url.Values, sp span, loc *time.Locat
 	return v
 }
 
+// reportTimeout bounds one computation of a report.
+const reportTimeout = 30 * time.Second
+
 // reportCache keeps report answers until they expire.
 type reportCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedReport
+	flight  singleflight.Group
 }
 
 type cachedReport struct {
