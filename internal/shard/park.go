@@ -28,12 +28,18 @@ import (
 // committed state. An episode is decided at the end of a message, commits
 // with it and applies from the next one; it ends when a replayed message
 // commits the last parked events. So every attempt of a message parks the
-// same events and publishes the same outputs under the same ids. The
-// parked messages are outputs of the main message, published before its
-// commit under deterministic ids; the episode's bookkeeping commits with
-// the main message and with each replayed one. A parked message carries
-// the main sequence it came from, and replay skips any at or below the
-// last one applied (a duplicate stored past JetStream's dedup window).
+// same events and publishes the same outputs under the same ids. That
+// needs "committed" to mean "survives a crash", and the store's commits do
+// not (Pebble keeps them in memory until something syncs): so while
+// decisions are in play, a shard starts a message only once its earlier
+// commits are durable, and a pause episode's start and an episode's end
+// are durable before anything depends on them, PARKED's purge included
+// (shard.settle). The parked messages are outputs of the main message,
+// published before its commit under deterministic ids; the episode's
+// bookkeeping commits with the main message and with each replayed one. A
+// parked message carries the main sequence it came from, and replay skips
+// any at or below the last one applied (a duplicate stored past
+// JetStream's dedup window).
 
 // TenantPolicy tells the shards how to treat a tenant's events; the app's
 // tenant cache implements it.
@@ -276,6 +282,10 @@ func (s *shard) parks(tenant string, m *eventlog.Message) (bool, error) {
 		return false, fmt.Errorf("starting to park %s: %w", tenant, err)
 	}
 	if err := s.rt.deps.Store.Commit(batch); err != nil {
+		return false, fmt.Errorf("starting to park %s: %w", tenant, err)
+	}
+	s.committed = s.rt.commits.Add(1)
+	if err := s.settle(); err != nil { // before the message publishes
 		return false, fmt.Errorf("starting to park %s: %w", tenant, err)
 	}
 	return true, nil

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,10 @@ type Runtime struct {
 	// stopping is closed when Run's context ends, so waiters give up
 	// rather than hold a shutdown.
 	stopping chan struct{}
+
+	// commits counts the shards' commits, and durable how many of the
+	// first ones a sync has made durable (see shard.settle).
+	commits, durable atomic.Uint64
 
 	// gateMu guards resumed: nil while processing runs, a channel closed
 	// on resume while it is paused (PauseProcessing).

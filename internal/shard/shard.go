@@ -93,6 +93,9 @@ type shard struct {
 	// fresh: no message of the partition committed since the shard
 	// (re)started.
 	fresh bool
+	// committed numbers the shard's last commit among the runtime's (see
+	// settle).
+	committed uint64
 }
 
 // advance records that seq is applied and wakes the waiters.
@@ -243,6 +246,11 @@ func (s *shard) run(ctx context.Context) error {
 
 // step applies one message on a worker.
 func (s *shard) step(ctx context.Context, tx *Tx, out *outbox, src *source, m eventlog.Message) error {
+	if s.deciding() {
+		if err := s.settle(); err != nil {
+			return err
+		}
+	}
 	if err := s.rt.acquire(ctx); err != nil {
 		return err
 	}
@@ -511,6 +519,14 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	s.setBacklog(tenant, ep.Backlog)
 	s.publishParked()
 	if ended {
+		// The end must survive a crash before the tenant's events are
+		// applied directly again and before PARKED is purged: a restart
+		// that found the episode still active would park the tenant's
+		// next events once more, and would look in vain for the parked
+		// events the purge removed.
+		if err := s.settle(); err != nil {
+			return err
+		}
 		s.rt.logger.Info("parked events replayed; the tenant's events are applied directly again", "stream", s.stream,
 			"partition", s.partition, "tenant", tenant, "through_seq", ep.Replayed)
 		subject := eventlog.ParkedSubject(tenant, s.stream, s.partition)
@@ -643,6 +659,7 @@ func (s *shard) commit(tx *Tx, batch *pebble.Batch, seq, pending uint64, start t
 	if err := s.rt.deps.Store.Commit(batch); err != nil {
 		return err
 	}
+	s.committed = s.rt.commits.Add(1)
 	s.advance(seq)
 	if seq > 0 {
 		p := strconv.Itoa(s.partition)
@@ -665,6 +682,61 @@ func (s *shard) commit(tx *Tx, batch *pebble.Batch, seq, pending uint64, start t
 		s.rt.metrics.endToEnd.WithLabelValues(s.stream).Observe(now.Sub(last).Seconds())
 	}
 	return nil
+}
+
+// settle makes every batch the shard committed so far survive a process
+// crash. The store commits without syncing, and Pebble then keeps the
+// batch in the process's memory until a WAL block fills or something
+// syncs, so a SIGKILL loses a suffix of commits, often many messages long,
+// not only the message in flight. For plain processing that is harmless: it
+// is deterministic, and a replay from the older position publishes the
+// same outputs under the same ids. Parking decisions are not: an overflow
+// episode starts when the shard is behind, and an episode ends when the
+// replays happen to catch up, so a later attempt of a lost message may
+// park where the first applied, or the reverse, and publish other outputs
+// under the ids the first attempt used; JetStream's dedup keeps the first
+// and drops the second. So while decisions are in play (see deciding), a
+// shard starts a message only once its earlier commits are durable, and a
+// pause episode's start and an episode's end are durable before anything
+// depends on them: the only message a restarted shard redoes after its
+// effects went out is then the one in flight, which is what the episode
+// rules assume (see fresh).
+//
+// One sync makes every shard's earlier commits durable, so a shard syncs
+// only when no sync has covered its last commit yet.
+func (s *shard) settle() error {
+	if s.rt.durable.Load() >= s.committed {
+		return nil
+	}
+	n := s.rt.commits.Load() // these commits are in the WAL before the sync below
+	b := s.rt.deps.Store.NewBatch()
+	defer func() { _ = b.Close() }()
+	_ = b.LogData(nil, nil) // cannot fail; an empty batch may not reach the WAL
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("making the shards' commits durable: %w", err)
+	}
+	for {
+		if d := s.rt.durable.Load(); d >= n || s.rt.durable.CompareAndSwap(d, n) {
+			return nil
+		}
+	}
+}
+
+// deciding reports whether what the shard publishes depends on parking
+// decisions that a replay of the log may not repeat: with fair scheduling
+// an overflow episode may start after any message, and while an episode is
+// active its end depends on timing. Otherwise a message's outputs follow
+// from the log and the state (a pause episode starts durable).
+func (s *shard) deciding() bool {
+	if s.rt.cfg.Fair {
+		return true
+	}
+	for _, ep := range s.eps {
+		if ep.Active {
+			return true
+		}
+	}
+	return false
 }
 
 // process runs the processor, turning a panic into an error so that one
