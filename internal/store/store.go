@@ -66,10 +66,12 @@ func (s *Store) Close() error {
 // keeps its own overlay of the batch's writes, cheaper than an indexed batch).
 func (s *Store) NewBatch() *pebble.Batch { return s.db.NewBatch() }
 
-// Commit applies b atomically. It does not fsync: a process crash keeps
-// every committed batch (the WAL is written before Commit returns); an OS
-// crash may lose a suffix of batches, never part of one, and the shard then
-// replays from the older position.
+// Commit applies b atomically. It does not sync: Pebble keeps the batch in
+// the process's memory until a WAL block fills or a later commit syncs, so
+// a crash of the process (not only of the OS) may lose a suffix of
+// batches, never part of one, and the shard then replays from the older
+// position. What must survive a crash needs a synced commit after it (the
+// shards' settle).
 func (s *Store) Commit(b *pebble.Batch) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("committing batch: %w", err)
