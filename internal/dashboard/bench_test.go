@@ -82,7 +82,9 @@ func newBenchSite(tb testing.TB) *benchSite {
 	}
 	mux := http.NewServeMux()
 	api.New(api.Deps{AdminToken: adminToken, Tenants: tenants, Reports: q, Keys: tenants, Campaigns: campaigns}).Register(mux)
-	d, err := New(DefaultConfig(), Deps{API: mux, AdminToken: adminToken, Tenants: tenants, Now: func() time.Time { return now }})
+	cfg := DefaultConfig()
+	cfg.ReportCache = -1 // every render computes its report
+	d, err := New(cfg, Deps{API: mux, AdminToken: adminToken, Tenants: tenants, Now: func() time.Time { return now }})
 	require.NoError(tb, err)
 	d.Register(mux)
 	s := &benchSite{mux: mux, querier: q, tenant: t, apiKey: apiKey, now: now}

@@ -57,6 +57,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Refresh is how often the report refreshes itself.
 	Refresh time.Duration
+	// ReportCache is how long a tenant's report answer is kept for the
+	// next browser that asks: 0 means 4/5 of Refresh, a negative value
+	// keeps none (every page computes its report).
+	ReportCache time.Duration
 }
 
 // DefaultConfig returns the defaults: a 12-hour session, a 5-second
@@ -94,6 +98,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = def.Refresh
+	}
+	if cfg.ReportCache == 0 {
+		cfg.ReportCache = cfg.Refresh * 4 / 5
 	}
 	seal, err := newSealer(deps.AdminToken)
 	if err != nil {

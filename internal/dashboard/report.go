@@ -162,25 +162,9 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 		s.renderError(w, rq, http.StatusBadRequest, err.Error())
 		return
 	}
-	key := rq.tenant.ID + "?" + q.Encode() // Encode sorts: one key per query
-	v, ok := s.reports.get(key, now)
+	v, ok := s.cachedReport(rq, q, sp, loc, now)
 	if !ok {
-		// Browsers that miss together wait for one computation.
-		// The computation is theirs, not the first one's: it goes on if
-		// that browser leaves.
-		got, _, _ := s.reports.flight.Do(key, func() (any, error) {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.ctx()), reportTimeout)
-			defer cancel()
-			v := s.buildReport(ctx, rq, q, sp, loc)
-			if ctx.Err() == nil && len(v.Errors) == 0 {
-				s.reports.put(key, v, now.Add(s.cfg.Refresh*4/5))
-			}
-			return v, nil
-		})
-		if rq.ctx().Err() != nil {
-			return
-		}
-		v = got.(reportView)
+		return // the browser went away
 	}
 	v.Self = rq.URL.RequestURI()
 	if v.Empty {
@@ -191,6 +175,32 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 		refresh = int(s.cfg.Refresh / time.Second)
 	}
 	s.render(w, rq, http.StatusOK, "report", page{Title: "Report", Nav: "report", Refresh: refresh, Data: v})
+}
+
+// cachedReport returns the report of q over sp: a kept answer, or one
+// computed now, once for the browsers that ask together. ok is false when
+// the request went away first.
+func (s *Server) cachedReport(rq *request, q url.Values, sp span, loc *time.Location, now time.Time) (reportView, bool) {
+	if s.cfg.ReportCache < 0 {
+		v := s.buildReport(rq.ctx(), rq, q, sp, loc)
+		return v, rq.ctx().Err() == nil
+	}
+	key := rq.tenant.ID + "?" + q.Encode() // Encode sorts: one key per query
+	if v, ok := s.reports.get(key, now); ok {
+		return v, true
+	}
+	// The computation is theirs, not the first one's: it goes on if that
+	// browser leaves.
+	got, _, _ := s.reports.flight.Do(key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.ctx()), reportTimeout)
+		defer cancel()
+		v := s.buildReport(ctx, rq, q, sp, loc)
+		if ctx.Err() == nil && len(v.Errors) == 0 {
+			s.reports.put(key, v, now.Add(s.cfg.ReportCache))
+		}
+		return v, nil
+	})
+	return got.(reportView), rq.ctx().Err() == nil
 }
 
 // buildReport reads the report of q over sp from the report API.
