@@ -136,7 +136,10 @@ func (s *shard) appliedFor(tenant string, seq uint64) bool {
 	return !ok || seq < p[0] || p[1] >= seq
 }
 
-// publishParked refreshes what WaitApplied reads of the episodes.
+// publishParked refreshes what WaitApplied reads of the episodes, and
+// wakes the waiters: a replay's commit woke them before the episode's
+// progress was published here, and a waiter that looked in between would
+// otherwise sleep until the next commit, which may never come.
 func (s *shard) publishParked() {
 	m := make(map[string][2]uint64, len(s.eps))
 	for t, ep := range s.eps {
@@ -146,6 +149,10 @@ func (s *shard) publishParked() {
 	}
 	s.mu.Lock()
 	s.parked = m
+	if s.applied != nil {
+		close(s.applied)
+		s.applied = nil
+	}
 	s.mu.Unlock()
 }
 
