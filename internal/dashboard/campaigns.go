@@ -28,7 +28,7 @@ func (s *Server) campaignsPage(w http.ResponseWriter, rq *request) {
 	var list struct {
 		Campaigns []campaign.Campaign `json:"campaigns"`
 	}
-	if err := s.do(rq.ctx(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns"}, &list); err != nil {
+	if err := s.do(rq.Context(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns"}, &list); err != nil {
 		s.fail(w, rq, err)
 		return
 	}
@@ -38,7 +38,7 @@ func (s *Server) campaignsPage(w http.ResponseWriter, rq *request) {
 		rows[i].Campaign = c
 		if c.Version > 0 {
 			var st api.StatsView
-			if s.do(rq.ctx(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns/" + url.PathEscape(c.ID) + "/stats"}, &st) == nil {
+			if s.do(rq.Context(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns/" + url.PathEscape(c.ID) + "/stats"}, &st) == nil {
 				rows[i].Stats = &st.Stats
 			}
 		}
@@ -52,7 +52,7 @@ func (s *Server) campaignNames(rq *request) map[string]string {
 		Campaigns []campaign.Campaign `json:"campaigns"`
 	}
 	out := map[string]string{}
-	if s.do(rq.ctx(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns"}, &list) == nil {
+	if s.do(rq.Context(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns"}, &list) == nil {
 		for _, c := range list.Campaigns {
 			out[c.ID] = c.Name
 		}
@@ -83,7 +83,7 @@ var runStatuses = []string{campaign.RunRunning, campaign.RunWaiting, campaign.Ru
 // campaignPage shows a campaign: its flow with how many leads took and
 // wait in each step, its counters, and its latest runs.
 func (s *Server) campaignPage(w http.ResponseWriter, rq *request) {
-	ctx := rq.ctx()
+	ctx := rq.Context()
 	id := rq.PathValue("id")
 	v := campaignView{Status: rq.URL.Query().Get("status"), Statuses: runStatuses}
 	if err := s.do(ctx, &rq.sess, call{method: "GET", path: "/api/v1/campaigns/" + url.PathEscape(id)}, &v.Campaign); err != nil {
@@ -221,7 +221,7 @@ func describeStep(s campaign.Step) string {
 // runPage shows one run: each step it took, when, and how it went (a
 // webhook's status and attempts).
 func (s *Server) runPage(w http.ResponseWriter, rq *request) {
-	ctx := rq.ctx()
+	ctx := rq.Context()
 	id, runID, leadID := rq.PathValue("id"), rq.PathValue("run"), rq.URL.Query().Get("lead")
 	var c campaign.Campaign
 	if err := s.do(ctx, &rq.sess, call{method: "GET", path: "/api/v1/campaigns/" + url.PathEscape(id)}, &c); err != nil {
@@ -295,7 +295,7 @@ func (s *Server) campaignEditor(w http.ResponseWriter, rq *request) {
 	v := editorView{ID: rq.PathValue("id"), Source: exampleCampaign}
 	if v.ID != "" {
 		var c campaign.Campaign
-		if err := s.do(rq.ctx(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns/" + url.PathEscape(v.ID)}, &c); err != nil {
+		if err := s.do(rq.Context(), &rq.sess, call{method: "GET", path: "/api/v1/campaigns/" + url.PathEscape(v.ID)}, &c); err != nil {
 			s.fail(w, rq, err)
 			return
 		}
@@ -322,9 +322,9 @@ func (s *Server) saveCampaign(w http.ResponseWriter, rq *request) {
 		c.method, c.path = "PUT", "/api/v1/campaigns/"+url.PathEscape(v.ID)
 	}
 	var saved campaign.Campaign
-	err := s.do(rq.ctx(), &rq.sess, c, &saved)
+	err := s.do(rq.Context(), &rq.sess, c, &saved)
 	if err == nil && rq.PostFormValue("publish") != "" {
-		err = s.do(rq.ctx(), &rq.sess, call{method: "POST", path: "/api/v1/campaigns/" + url.PathEscape(saved.ID) + "/publish"}, &saved)
+		err = s.do(rq.Context(), &rq.sess, call{method: "POST", path: "/api/v1/campaigns/" + url.PathEscape(saved.ID) + "/publish"}, &saved)
 		if err == nil {
 			http.Redirect(w, rq.Request, "/campaigns/"+url.PathEscape(saved.ID)+"?flash=Published+version+"+strconv.Itoa(saved.Version), http.StatusSeeOther)
 			return
@@ -423,7 +423,7 @@ func (s *Server) campaignAction(w http.ResponseWriter, rq *request) {
 		return
 	}
 	var c campaign.Campaign
-	err := s.do(rq.ctx(), &rq.sess, call{method: "POST", path: "/api/v1/campaigns/" + url.PathEscape(id) + "/" + action}, &c)
+	err := s.do(rq.Context(), &rq.sess, call{method: "POST", path: "/api/v1/campaigns/" + url.PathEscape(id) + "/" + action}, &c)
 	back := "/campaigns/" + url.PathEscape(id)
 	if err != nil {
 		var e *apiError

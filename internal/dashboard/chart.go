@@ -60,7 +60,11 @@ func drawChart(times []time.Time, values []int64, interval string, metric string
 	if len(values) > 0 {
 		var line, area strings.Builder
 		for i, v := range values {
-			fmt.Fprintf(&line, "%s%.1f,%.1f", map[bool]string{true: "M", false: " L"}[i == 0], x(i), y(v))
+			cmd := " L"
+			if i == 0 {
+				cmd = "M"
+			}
+			fmt.Fprintf(&line, "%s%.1f,%.1f", cmd, x(i), y(v))
 		}
 		fmt.Fprintf(&area, "%s L%.1f,%.1f L%.1f,%.1f Z", line.String(), x(len(values)-1), y(0), x(0), y(0))
 		fmt.Fprintf(&b, `<path class="area" d="%s"/><path class="line" d="%s"/>`, area.String(), line.String())

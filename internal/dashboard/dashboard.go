@@ -10,7 +10,6 @@
 package dashboard
 
 import (
-	"context"
 	"crypto/subtle"
 	"embed"
 	"errors"
@@ -155,9 +154,6 @@ type request struct {
 	tenant *tenant.Tenant
 	csrf   string
 }
-
-// ctx is the request's context.
-func (rq *request) ctx() context.Context { return rq.Context() }
 
 // handlerFunc is a signed-in page.
 type handlerFunc func(w http.ResponseWriter, rq *request)

@@ -27,7 +27,7 @@ type leadsView struct {
 func (s *Server) leadsPage(w http.ResponseWriter, rq *request) {
 	q := rq.URL.Query()
 	v := leadsView{Q: strings.TrimSpace(q.Get("q")), List: q.Get("list"), Lists: rq.tenant.Lists}
-	ctx := rq.ctx()
+	ctx := rq.Context()
 	switch {
 	case v.Q != "":
 		// An email, else a userId, else a lead id: the first that names a lead.
@@ -107,7 +107,7 @@ type activityRow struct {
 // leadPage shows a lead: profile, lists, score, its timeline (newest
 // first, by pages, filtered by type) and its campaign runs.
 func (s *Server) leadPage(w http.ResponseWriter, rq *request) {
-	ctx := rq.ctx()
+	ctx := rq.Context()
 	id := rq.PathValue("id")
 	q := rq.URL.Query()
 	v := leadView{Type: q.Get("type"), Types: lead.ActivityTypes}

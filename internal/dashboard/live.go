@@ -54,14 +54,14 @@ func (s *Server) liveStream(w http.ResponseWriter, rq *request) {
 			select {
 			case <-done:
 				return
-			case <-rq.ctx().Done():
+			case <-rq.Context().Done():
 				return
 			case <-t.C:
 				sse.comment()
 			}
 		}
 	}()
-	if err := s.stream(rq.ctx(), &rq.sess, call{method: "GET", path: "/api/v1/tail", query: q}, sse); err != nil {
+	if err := s.stream(rq.Context(), &rq.sess, call{method: "GET", path: "/api/v1/tail", query: q}, sse); err != nil {
 		s.deps.Logger.Warn("live stream ended", "err", err)
 	}
 }

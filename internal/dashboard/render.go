@@ -39,19 +39,17 @@ func (p page) Asset(name string) string { return p.assets.path(name) }
 // parseTemplates parses the layout with each page.
 func (s *Server) parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"num":      formatNum,
-		"full":     formatInt,
-		"pct":      formatPct,
-		"secs":     formatSeconds,
-		"when":     formatTime,
-		"ago":      func(t time.Time) string { return formatAgo(s.deps.Now(), t) },
-		"share":    share,
-		"query":    func(base string, kv ...string) string { return withQuery(base, kv...) },
-		"add":      func(a, b int) int { return a + b },
-		"contains": strings.Contains,
-		"deref":    func(f *float64) float64 { return *f },
-		"deref2":   func(t *time.Time) time.Time { return *t },
-		"int64":    func(f float64) int64 { return int64(math.Round(f)) },
+		"num":       formatNum,
+		"full":      formatInt,
+		"pct":       formatPct,
+		"secs":      formatSeconds,
+		"when":      formatTime,
+		"ago":       func(t time.Time) string { return formatAgo(s.deps.Now(), t) },
+		"share":     share,
+		"query":     func(base string, kv ...string) string { return withQuery(base, kv...) },
+		"deref":     func(f *float64) float64 { return *f },
+		"derefTime": func(t *time.Time) time.Time { return *t },
+		"int64":     func(f float64) int64 { return int64(math.Round(f)) },
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
 	if err != nil {

@@ -182,8 +182,8 @@ func (s *Server) reportPage(w http.ResponseWriter, rq *request) {
 // the request went away first.
 func (s *Server) cachedReport(rq *request, q url.Values, sp span, loc *time.Location, now time.Time) (reportView, bool) {
 	if s.cfg.ReportCache < 0 {
-		v := s.buildReport(rq.ctx(), rq, q, sp, loc)
-		return v, rq.ctx().Err() == nil
+		v := s.buildReport(rq.Context(), rq, q, sp, loc)
+		return v, rq.Context().Err() == nil
 	}
 	key := rq.tenant.ID + "?" + q.Encode() // Encode sorts: one key per query
 	if v, ok := s.reports.get(key, now); ok {
@@ -192,7 +192,7 @@ func (s *Server) cachedReport(rq *request, q url.Values, sp span, loc *time.Loca
 	// The computation is theirs, not the first one's: it goes on if that
 	// browser leaves.
 	got, _, _ := s.reports.flight.Do(key, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.ctx()), reportTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.Context()), reportTimeout)
 		defer cancel()
 		v := s.buildReport(ctx, rq, q, sp, loc)
 		if ctx.Err() == nil && len(v.Errors) == 0 {
@@ -200,7 +200,7 @@ func (s *Server) cachedReport(rq *request, q url.Values, sp span, loc *time.Loca
 		}
 		return v, nil
 	})
-	return got.(reportView), rq.ctx().Err() == nil
+	return got.(reportView), rq.Context().Err() == nil
 }
 
 // buildReport reads the report of q over sp from the report API.
@@ -229,7 +229,7 @@ func (s *Server) buildReport(ctx context.Context, rq *request, q url.Values, sp 
 		Rows []goalRow `json:"rows"`
 	}
 	v.Cards = make([]breakdown, len(cards))
-	errs := make([]error, 2+len(cards))
+	var errs [2]error // the summary, and the time series with the goals
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	g.Go(func() error {
@@ -280,7 +280,7 @@ func (s *Server) buildReport(ctx context.Context, rq *request, q url.Values, sp 
 		})
 	}
 	_ = g.Wait()
-	for _, err := range errs[:2] {
+	for _, err := range errs {
 		if err != nil {
 			if ctx.Err() != nil {
 				return v // the browser went away: the caller drops it

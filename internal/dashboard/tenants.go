@@ -71,7 +71,7 @@ func (s *Server) tenantsPage(w http.ResponseWriter, rq *request) {
 }
 
 func (s *Server) showTenants(w http.ResponseWriter, rq *request, code int, v tenantsView) {
-	ctx := rq.ctx()
+	ctx := rq.Context()
 	var list struct {
 		Tenants []api.TenantView `json:"tenants"`
 	}
@@ -132,7 +132,7 @@ func (s *Server) pauseTenant(pause bool) handlerFunc {
 	}
 	return func(w http.ResponseWriter, rq *request) {
 		id := rq.PathValue("id")
-		if err := s.do(rq.ctx(), &rq.sess, call{method: "POST", path: "/api/v1/tenants/" + url.PathEscape(id) + "/" + action}, nil); err != nil {
+		if err := s.do(rq.Context(), &rq.sess, call{method: "POST", path: "/api/v1/tenants/" + url.PathEscape(id) + "/" + action}, nil); err != nil {
 			s.fail(w, rq, err)
 			return
 		}
@@ -151,7 +151,7 @@ func (s *Server) createKey(w http.ResponseWriter, rq *request) {
 		Secret string `json:"secret"`
 	}
 	id := rq.PathValue("id")
-	if err := s.do(rq.ctx(), &rq.sess, call{method: "POST", path: "/api/v1/tenants/" + url.PathEscape(id) + "/keys", body: jsonBody(map[string]string{"kind": kind})}, &out); err != nil {
+	if err := s.do(rq.Context(), &rq.sess, call{method: "POST", path: "/api/v1/tenants/" + url.PathEscape(id) + "/keys", body: jsonBody(map[string]string{"kind": kind})}, &out); err != nil {
 		s.showTenants(w, rq, http.StatusBadRequest, tenantsView{Error: "Could not create the key: " + errorText(err)})
 		return
 	}
@@ -169,7 +169,7 @@ func (s *Server) createTenant(w http.ResponseWriter, rq *request) {
 		WriteKey string `json:"write_key"`
 		APIKey   string `json:"api_key"`
 	}
-	if err := s.do(rq.ctx(), &rq.sess, call{method: "POST", path: "/api/v1/tenants", body: jsonBody(map[string]string{"name": rq.PostFormValue("name")})}, &out); err != nil {
+	if err := s.do(rq.Context(), &rq.sess, call{method: "POST", path: "/api/v1/tenants", body: jsonBody(map[string]string{"name": rq.PostFormValue("name")})}, &out); err != nil {
 		s.showTenants(w, rq, http.StatusBadRequest, tenantsView{Error: "Could not create the tenant: " + errorText(err)})
 		return
 	}
