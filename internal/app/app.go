@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Node, 
 		logger.Info("geoip database opened", "path", cfg.Process.GeoIPDB)
 	}
 	if cfg.Process.Enabled {
-		if n.state, err = store.Open(filepath.Join(cfg.DataDir, "state"), logger); err != nil {
+		if n.state, err = store.OpenOptions(filepath.Join(cfg.DataDir, "state"), store.Options{Logger: logger, CacheBytes: cfg.Process.CacheBytes}); err != nil {
 			return nil, err
 		}
 	}

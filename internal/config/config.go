@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/contrailhq/contrail/internal/deliver"
+	"github.com/contrailhq/contrail/internal/store"
 )
 
 // Durability modes of the log (DESIGN.md §5).
@@ -66,6 +67,11 @@ type Process struct {
 	// problem is fixed: docs/fairness.md), a shard is plain FIFO.
 	Fair    bool          `yaml:"fair"`
 	FairLag time.Duration `yaml:"fair_lag"`
+	// CacheBytes is the state store's block cache: the uncompressed blocks
+	// of visitor state and rollups kept in memory. Reports read a large
+	// tenant's rollups (hundreds of MB for a month) on every refresh, so
+	// a cache that holds them answers from memory.
+	CacheBytes int64 `yaml:"cache_bytes"`
 }
 
 // Log configures the event log (JetStream).
@@ -126,7 +132,7 @@ func Default() Config {
 			MaxAge:          7 * 24 * time.Hour,
 			DuplicateWindow: 2 * time.Minute,
 		},
-		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour, FairLag: 200 * time.Millisecond},
+		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour, FairLag: 200 * time.Millisecond, CacheBytes: store.DefaultCacheBytes},
 		Collect: Collect{
 			MaxBodyBytes:  4 << 20,
 			FlushBytes:    1 << 20,
@@ -170,6 +176,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Process.DedupWindow < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("process.dedup_window %s: must be at least 24h", c.Process.DedupWindow))
+	}
+	if c.Process.CacheBytes < 8<<20 {
+		errs = append(errs, fmt.Errorf("process.cache_bytes %d: must be at least 8 MiB", c.Process.CacheBytes))
 	}
 	if c.Process.FairLag <= 0 {
 		errs = append(errs, fmt.Errorf("process.fair_lag %s: must be positive", c.Process.FairLag))
@@ -245,6 +254,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Process.DedupWindow, "dedup-window", c.Process.DedupWindow, "how long a messageId is remembered for deduplication (at least 24h)")
 	fs.BoolVar(&c.Process.Fair, "fair", c.Process.Fair, "fair scheduling between tenants in each shard (experimental; false: plain FIFO)")
 	fs.DurationVar(&c.Process.FairLag, "fair-lag", c.Process.FairLag, "how far behind a shard falls before it diverts the tenants over their share")
+	fs.Int64Var(&c.Process.CacheBytes, "cache-bytes", c.Process.CacheBytes, "block cache of the state store (visitor state and report rollups) in bytes")
 	fs.StringVar(&c.Process.GeoIPDB, "geoip-db", c.Process.GeoIPDB, "MaxMind-format database to resolve countries (e.g. GeoLite2-Country.mmdb)")
 	fs.BoolVar(&c.Deliver.AllowPrivateNetworks, "deliver-allow-private-networks", c.Deliver.AllowPrivateNetworks, "let campaign webhooks reach loopback, private and link-local addresses (tests, closed networks)")
 	fs.StringVar(&c.Deliver.SMTP.Addr, "smtp-addr", c.Deliver.SMTP.Addr, "SMTP server (host:port) for campaign emails")

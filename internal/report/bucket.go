@@ -157,6 +157,19 @@ func (b *Bucket) merge(o *Bucket) error {
 	return nil
 }
 
+// mergeRaw adds a stored row, its counts and encoded sketch, to dst.
+func mergeRaw(dst *Row, c *Counts, sketch []byte) error {
+	dst.Counts.add(c)
+	if len(sketch) == 0 {
+		return nil
+	}
+	sk, err := decodeSketch(sketch)
+	if err != nil {
+		return err
+	}
+	return dst.mergeSketch(sk, false)
+}
+
 // Other is the value rows beyond a compacted bucket's row limit are folded into.
 const Other = "(other)"
 

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
 	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/sync/errgroup"
 
@@ -114,17 +113,27 @@ func (v *view) pendingSection(p, s int, from, to int64) (counts []byte, sks sket
 
 func (v *view) close() { _ = v.snap.Close() }
 
-// parallel runs fn for every partition, on as many goroutines as there
-// are cores.
-func (v *view) parallel(ctx context.Context, fn func(p int) error) error {
+// workers is how many goroutines a query reads partitions on: as many as
+// there are cores, or partitions if fewer.
+func (v *view) workers() int { return max(1, min(runtime.GOMAXPROCS(0), len(v.marks))) }
+
+// parallel runs fn for every partition p on v.workers() goroutines, worker
+// w reading partitions w, w+workers, ... in turn, so that fn can merge into
+// one result per worker rather than one per partition.
+func (v *view) parallel(ctx context.Context, fn func(w, p int) error) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for p := range v.marks {
+	n := v.workers()
+	for w := range n {
 		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
+			for p := w; p < len(v.marks); p += n {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := fn(w, p); err != nil {
+					return err
+				}
 			}
-			return fn(p)
+			return nil
 		})
 	}
 	return g.Wait()
@@ -271,9 +280,9 @@ func (v *view) eachSpan(k keys, s int, sp span, withSketches bool, fn func(count
 
 // row merges the rows of value in section s (or the total) over [from, to).
 // With value nil every row of the section is merged.
-func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (Row, error) {
-	parts := make([]Row, len(v.marks))
-	err := v.parallel(ctx, func(p int) error {
+func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (result, error) {
+	parts := make([]result, v.workers())
+	err := v.parallel(ctx, func(w, p int) error {
 		return v.eachRecord(p, s, from, to, true, func(counts []byte, sks sketches) error {
 			return eachRow(counts, func(i int, val []byte, c *Counts) error {
 				if value != nil && string(val) != *value {
@@ -283,65 +292,23 @@ func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (R
 				if err != nil {
 					return err
 				}
-				return mergeQuery(&parts[p], c, b)
+				return parts[w].add(c, b)
 			})
 		})
 	})
 	if err != nil {
-		return Row{}, err
+		return result{}, err
 	}
-	return mergeParts(parts)
+	return mergeResults(parts), nil
 }
 
-// mergeParts adds up the partitions' rows. The result's sketch is dense
-// from the start, as mergeQuery's: the partitions' sketches are large, and
-// mergeSketch would estimate each (16,384 registers) to decide when to
-// densify.
-func mergeParts(parts []Row) (Row, error) {
-	var out Row
+// mergeResults adds up the workers' results.
+func mergeResults(parts []result) result {
+	var out result
 	for i := range parts {
-		out.Counts.add(&parts[i].Counts)
-		sk := parts[i].Visitors
-		if sk == nil {
-			continue
-		}
-		if out.Visitors == nil {
-			out.Visitors, out.dense = hyperloglog.NewNoSparse(), true
-		}
-		if err := out.Visitors.Merge(sk); err != nil {
-			return Row{}, fmt.Errorf("merging visitors: %w", err)
-		}
+		out.merge(&parts[i])
 	}
-	return out, nil
-}
-
-func mergeRaw(dst *Row, c *Counts, sketch []byte) error {
-	dst.Counts.add(c)
-	if len(sketch) == 0 {
-		return nil
-	}
-	sk, err := decodeSketch(sketch)
-	if err != nil {
-		return err
-	}
-	return dst.mergeSketch(sk, false)
-}
-
-// mergeQuery is mergeRaw for a query's result: its sketch is dense from
-// the start, as merging many sparse sketches into a sparse one re-sorts
-// it again and again, and a result is never stored.
-func mergeQuery(dst *Row, c *Counts, sketch []byte) error {
-	if dst.Visitors == nil && len(sketch) > 0 {
-		dst.Visitors, dst.dense = hyperloglog.NewNoSparse(), true
-	}
-	return mergeRaw(dst, c, sketch)
-}
-
-func estimate(s *hyperloglog.Sketch) int64 {
-	if s == nil {
-		return 0
-	}
-	return int64(s.Estimate())
+	return out
 }
 
 func secs(t time.Time) int64 { return t.Unix() }
@@ -365,7 +332,7 @@ func (q *Querier) Summary(ctx context.Context, tenant string, r Range, f *Filter
 		return Summary{}, err
 	}
 	out := Summary{
-		Pageviews: max(row.Pageviews, 0), Visitors: estimate(row.Visitors), Events: max(row.Events, 0),
+		Pageviews: max(row.Pageviews, 0), Visitors: row.uniques(), Events: max(row.Events, 0),
 		Sessions: max(row.Sessions, 0), Bots: row.Bots,
 	}
 	if f != nil && !sessionDim(f.Dim) {
@@ -439,33 +406,67 @@ func step(t time.Time, interval Interval) time.Time {
 }
 
 // Timeseries returns metric over r in steps of interval, in loc; the first
-// and last steps are clipped to r.
+// and last steps are clipped to r. Each worker reads its partitions' steps
+// in turn, into one result per step.
 func (q *Querier) Timeseries(ctx context.Context, tenant string, metric Metric, interval Interval, r Range, loc *time.Location) ([]Point, error) {
+	switch metric {
+	case MetricPageviews, MetricVisitors, MetricSessions, MetricEvents:
+	default:
+		return nil, fmt.Errorf("unknown metric %q", metric)
+	}
 	v, err := q.open(tenant)
 	if err != nil {
 		return nil, err
 	}
 	defer v.close()
 	steps := Steps(r, interval, loc)
+	bounds := make([][2]int64, len(steps))
+	for i, t := range steps {
+		bounds[i] = [2]int64{max(secs(t), secs(r.From)), min(secs(step(t, interval)), secs(r.To))}
+	}
+	parts := make([][]result, v.workers())
+	for w := range parts {
+		parts[w] = make([]result, len(steps))
+	}
+	err = v.parallel(ctx, func(w, p int) error {
+		for i, b := range bounds {
+			err := v.eachRecord(p, secTotal, b[0], b[1], metric == MetricVisitors, func(counts []byte, sks sketches) error {
+				return eachRow(counts, func(j int, _ []byte, c *Counts) error {
+					var sk []byte
+					if sks != nil {
+						var err error
+						if sk, err = sks.at(j); err != nil {
+							return err
+						}
+					}
+					return parts[w][i].add(c, sk)
+				})
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Point, 0, len(steps))
-	for _, t := range steps {
-		lo, hi := max(secs(t), secs(r.From)), min(secs(step(t, interval)), secs(r.To))
-		row, err := v.row(ctx, secTotal, nil, lo, hi)
-		if err != nil {
-			return nil, err
+	for i, t := range steps {
+		row := parts[0][i]
+		for w := 1; w < len(parts); w++ {
+			row.merge(&parts[w][i])
 		}
 		var n int64
 		switch metric {
 		case MetricPageviews:
 			n = row.Pageviews
 		case MetricVisitors:
-			n = estimate(row.Visitors)
+			n = row.uniques()
 		case MetricSessions:
 			n = row.Sessions
 		case MetricEvents:
 			n = row.Events
-		default:
-			return nil, fmt.Errorf("unknown metric %q", metric)
 		}
 		out = append(out, Point{T: t, Value: max(n, 0)})
 	}

@@ -56,7 +56,7 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 
 	// First pass: counts only, to rank.
 	parts := make([]topPart, len(v.marks))
-	err = v.parallel(ctx, func(p int) error {
+	err = v.parallel(ctx, func(_, p int) error {
 		t := &parts[p]
 		t.index = map[string]int32{}
 		return v.eachRecord(p, sec, from, to, false, func(counts []byte, _ sketches) error {
@@ -90,7 +90,7 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 	vals := rank(d, counts, limit)
 
 	// Second pass: the winners' sketches.
-	var rows []Row
+	var rows []result
 	if d == DimExitPage {
 		// An exit page's pageviews and visitors are the page's.
 		if rows, err = v.byValue(ctx, dimSection(DimPage), vals, from, to); err != nil {
@@ -102,7 +102,7 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 	out := make([]TopRow, 0, len(vals))
 	for w, val := range vals {
 		c := counts[val]
-		tr := TopRow{Value: val, Pageviews: max(c.Pageviews, 0), Visitors: estimate(rows[w].Visitors),
+		tr := TopRow{Value: val, Pageviews: max(c.Pageviews, 0), Visitors: rows[w].uniques(),
 			Events: max(c.Events, 0), Sessions: max(c.Sessions, 0)}
 		if d == DimExitPage {
 			tr.Pageviews = max(rows[w].Pageviews, 0)
@@ -146,25 +146,27 @@ func rank(d Dim, counts map[string]*Counts, limit int) []string {
 
 // winners reads the sketches of vals from section s, by the rows the first
 // pass (parts) found them in; the records are read in the same order.
-func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []string, from, to int64) ([]Row, error) {
-	out := make([][]Row, len(parts))
-	err := v.parallel(ctx, func(p int) error {
+func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []string, from, to int64) ([]result, error) {
+	out := make([][]result, v.workers())
+	err := v.parallel(ctx, func(w, p int) error {
 		t := &parts[p]
 		want := make([]int32, len(t.vals)) // value index → winner, or -1
 		for i := range want {
 			want[i] = -1
 		}
 		found := false
-		for w, val := range vals {
+		for win, val := range vals {
 			if i, ok := t.index[val]; ok {
-				want[i], found = int32(w), true
+				want[i], found = int32(win), true
 			}
 		}
 		if !found {
 			return nil
 		}
-		rows := make([]Row, len(vals))
-		out[p] = rows
+		if out[w] == nil {
+			out[w] = make([]result, len(vals))
+		}
+		rows := out[w]
 		rec := 0
 		return v.eachRecord(p, s, from, to, true, func(_ []byte, sks sketches) error {
 			if rec >= len(t.rows) {
@@ -178,7 +180,7 @@ func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []strin
 				if err != nil {
 					return err
 				}
-				if err := mergeQuery(&rows[want[vi]], &Counts{}, b); err != nil {
+				if err := rows[want[vi]].add(&Counts{}, b); err != nil {
 					return err
 				}
 			}
@@ -189,23 +191,25 @@ func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []strin
 	if err != nil {
 		return nil, err
 	}
-	return mergeWinners(out, len(vals))
+	return mergeWinners(out, len(vals)), nil
 }
 
 // byValue merges the rows of the given values in section s, counts and
 // sketches, finding them by value.
-func (v *view) byValue(ctx context.Context, s int, vals []string, from, to int64) ([]Row, error) {
+func (v *view) byValue(ctx context.Context, s int, vals []string, from, to int64) ([]result, error) {
 	index := make(map[string]int, len(vals))
 	for i, val := range vals {
 		index[val] = i
 	}
-	out := make([][]Row, len(v.marks))
-	err := v.parallel(ctx, func(p int) error {
-		rows := make([]Row, len(vals))
-		out[p] = rows
+	out := make([][]result, v.workers())
+	err := v.parallel(ctx, func(w, p int) error {
+		if out[w] == nil {
+			out[w] = make([]result, len(vals))
+		}
+		rows := out[w]
 		return v.eachRecord(p, s, from, to, true, func(counts []byte, sks sketches) error {
 			return eachRow(counts, func(i int, val []byte, c *Counts) error {
-				w, ok := index[string(val)]
+				win, ok := index[string(val)]
 				if !ok {
 					return nil
 				}
@@ -213,33 +217,27 @@ func (v *view) byValue(ctx context.Context, s int, vals []string, from, to int64
 				if err != nil {
 					return err
 				}
-				return mergeQuery(&rows[w], c, b)
+				return rows[win].add(c, b)
 			})
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return mergeWinners(out, len(vals))
+	return mergeWinners(out, len(vals)), nil
 }
 
-// mergeWinners adds up the partitions' rows of n values.
-func mergeWinners(parts [][]Row, n int) ([]Row, error) {
-	rows := make([]Row, n)
+// mergeWinners adds up the workers' rows of n values.
+func mergeWinners(parts [][]result, n int) []result {
+	rows := make([]result, n)
 	for w := range rows {
-		col := make([]Row, 0, len(parts))
 		for _, p := range parts {
 			if p != nil {
-				col = append(col, p[w])
+				rows[w].merge(&p[w])
 			}
 		}
-		r, err := mergeParts(col)
-		if err != nil {
-			return nil, err
-		}
-		rows[w] = r
 	}
-	return rows, nil
+	return rows
 }
 
 // GoalRow is one goal's conversions over a range: how many events
@@ -266,11 +264,11 @@ func (q *Querier) Goals(ctx context.Context, tenant string, goals []string, r Ra
 	if err != nil {
 		return nil, err
 	}
-	all := estimate(total.Visitors)
+	all := total.uniques()
 	out := make([]GoalRow, 0, len(goals))
 	for i, g := range goals {
 		row := rows[i]
-		gr := GoalRow{Goal: g, Conversions: row.Events, Visitors: estimate(row.Visitors)}
+		gr := GoalRow{Goal: g, Conversions: row.Events, Visitors: row.uniques()}
 		if all > 0 {
 			// Two sketches' estimates: the part must not exceed the whole.
 			gr.Visitors = min(gr.Visitors, all)

@@ -25,16 +25,38 @@ type Store struct {
 	db *pebble.DB
 }
 
-// Open opens (creating if needed) the database in dir.
+// DefaultCacheBytes is the block cache Open gives a store: 512 MiB. Pebble
+// fills it only with blocks that are read, so a small store costs less.
+const DefaultCacheBytes = 512 << 20
+
+// Options tune a store.
+type Options struct {
+	// Logger receives Pebble's messages (nil: discarded).
+	Logger *slog.Logger
+	// CacheBytes is the block cache's size (0: DefaultCacheBytes).
+	CacheBytes int64
+}
+
+// Open opens (creating if needed) the database in dir with the default
+// options and logger.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	return OpenOptions(dir, Options{Logger: logger})
+}
+
+// OpenOptions opens (creating if needed) the database in dir.
 //
 // Most reads of a visitor shard are point lookups of keys that do not exist
 // (a messageId never seen, a visitor's first event), so every level has a
 // Bloom filter: a miss costs a filter probe per table instead of reading
 // its index and data blocks.
 //
-// The block cache is 64 MiB and memtables 32 MiB.
-func Open(dir string, logger *slog.Logger) (*Store, error) {
-	cache := pebble.NewCache(64 << 20)
+// Memtables are 32 MiB.
+func OpenOptions(dir string, o Options) (*Store, error) {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	logger := o.Logger
+	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	opts := &pebble.Options{
 		Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: 32 << 20,
