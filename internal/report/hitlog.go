@@ -329,6 +329,11 @@ func (r *Rollup) logHits(tx Tx, seq uint64, onlyMsg bool) error {
 			}
 			if p.hits == 0 {
 				p.since, p.first = r.now, seq
+				// The index lists every tenant with hits in the
+				// partition, folded or not: when a fold comes depends
+				// on the order the hits came in (a replay from PARKED
+				// logs them late), the index must not.
+				tx.Set(r.keys.tenant(t), nil)
 			}
 			p.hits += m.n
 		}
@@ -337,6 +342,23 @@ func (r *Rollup) logHits(tx Tx, seq uint64, onlyMsg bool) error {
 		}
 	}
 	return nil
+}
+
+// storedMarks returns a tenant's marks, loaded if stored; nil for a
+// tenant none of whose hits was folded yet.
+func (r *Rollup) storedMarks(tx Tx, tenant string) (*marks, error) {
+	if m, ok := r.marks[tenant]; ok {
+		return m, nil
+	}
+	v, err := tx.Get(r.keys.marks(tenant))
+	if err != nil {
+		return nil, fmt.Errorf("reading rollup marks: %w", err)
+	}
+	m := decodeMarks(v)
+	if m != nil {
+		r.marks[tenant] = m
+	}
+	return m, nil
 }
 
 // compactionDue says whether tenant has buckets due to be compacted.

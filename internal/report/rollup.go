@@ -500,7 +500,9 @@ func (r *Rollup) compact(tx Tx) error {
 			return fmt.Errorf("listing rollup tenants: %w", err)
 		}
 		for _, t := range tenants {
-			if _, err := r.tenantMarks(tx, t, r.now, r.policy(t)); err != nil {
+			// A tenant whose hits are all in its hit log has no marks
+			// yet: its first fold starts them at its first hit's hour.
+			if _, err := r.storedMarks(tx, t); err != nil {
 				return err
 			}
 		}
