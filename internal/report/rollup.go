@@ -170,18 +170,12 @@ func (m *marks) due(now int64, loc *time.Location) (hour, day, week bool) {
 // tenantMarks returns a tenant's marks, starting them at sec's hour and day
 // for a tenant new to the partition.
 func (r *Rollup) tenantMarks(tx Tx, tenant string, sec int64, pol Policy) (*marks, error) {
-	if m, ok := r.marks[tenant]; ok {
-		return m, nil
+	m, err := r.storedMarks(tx, tenant)
+	if err != nil || m != nil {
+		return m, err
 	}
-	v, err := tx.Get(r.keys.marks(tenant))
-	if err != nil {
-		return nil, fmt.Errorf("reading rollup marks: %w", err)
-	}
-	m := decodeMarks(v)
-	if m == nil {
-		m = &marks{hourDone: floorHour(sec), dayDone: dayStart(sec, pol.loc()), weekDone: weekStart(sec, pol.loc()), dirty: true}
-		tx.Set(r.keys.tenant(tenant), nil)
-	}
+	m = &marks{hourDone: floorHour(sec), dayDone: dayStart(sec, pol.loc()), weekDone: weekStart(sec, pol.loc()), dirty: true}
+	tx.Set(r.keys.tenant(tenant), nil)
 	r.marks[tenant] = m
 	return m, nil
 }
