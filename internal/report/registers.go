@@ -32,11 +32,12 @@ const (
 // registers are the dense HyperLogLog registers of a query's visitors.
 type registers [numRegisters]uint8
 
-// mergeEncoded merges an encoded sketch into r. Sketches of another
-// version or precision are decoded by the library; none are stored today.
+// mergeEncoded merges an encoded sketch into r. Every stored sketch is
+// of version 2 and precision 14 (the library has written no other since
+// the rollups began); anything else is an error.
 func (r *registers) mergeEncoded(b []byte) error {
 	if len(b) < 8 || string(b[:3]) != sketchHeader {
-		return r.mergeDecoded(b)
+		return fmt.Errorf("decoding a visitor sketch: not a version 2 sketch of precision %d: %w", sketchP, hyperloglog.ErrorInvalidData)
 	}
 	switch b[3] {
 	case 0:
@@ -131,27 +132,6 @@ func uvarint32(b []byte, i int) (x uint32, next int, ok bool) {
 		}
 	}
 	return 0, 0, false
-}
-
-// mergeDecoded merges an encoding mergeEncoded does not read, through the
-// library.
-func (r *registers) mergeDecoded(b []byte) error {
-	sk, err := decodeSketch(b)
-	if err != nil || sk == nil {
-		return err
-	}
-	d := hyperloglog.NewNoSparse()
-	if err := d.Merge(sk); err != nil {
-		return fmt.Errorf("decoding a visitor sketch: %w", err)
-	}
-	enc, err := d.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("decoding a visitor sketch: %w", err)
-	}
-	if len(enc) < 8 || string(enc[:3]) != sketchHeader {
-		return fmt.Errorf("decoding a visitor sketch: precision %d: %w", enc[1], hyperloglog.ErrorPrecisionMismatch)
-	}
-	return r.mergeEncoded(enc)
 }
 
 // Eight registers at a time: every valid register is below 0x80, so a
