@@ -363,7 +363,7 @@ func dumpVisitorState(t *testing.T, st *store.Store) map[string][]byte {
 func checkReports(t *testing.T, ctx context.Context, tenantID string, partitions int, want, got *store.Store) {
 	t.Helper()
 	pol := func(string) report.Policy { return visitor.PolicyOf(tenant.Settings{}) }
-	qw, qg := report.NewQuerier(want, partitions, pol), report.NewQuerier(got, partitions, pol)
+	qw, qg := report.NewQuerier(want, partitions, pol, report.DefaultCacheBytes), report.NewQuerier(got, partitions, pol, report.DefaultCacheBytes)
 	r := report.Range{From: time.Now().Add(-24 * time.Hour), To: time.Now().Add(time.Hour)}
 	sw, err := qw.Summary(ctx, tenantID, r, nil)
 	require.NoError(t, err)

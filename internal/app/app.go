@@ -252,7 +252,9 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	n.collect.Register(mux)
 	deps := api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Dead: n.log, Applied: n.cache, Status: n, Keys: n.cache, Logger: n.logger}
 	if n.state != nil {
-		deps.Reports = report.NewQuerier(n.state, n.log.Partitions(), n.reportPolicy)
+		q := report.NewQuerier(n.state, n.log.Partitions(), n.reportPolicy, n.cfg.Process.ReportCacheBytes)
+		reg.MustRegister(reportCacheCollector{q})
+		deps.Reports = q
 		deps.Leads = lead.NewReader(n.state, n.log.LeadPartitions())
 		deps.LeadWriter = n.leadWriter
 		deps.Lists = n.tenants

@@ -11,6 +11,7 @@ import (
 	"github.com/contrailhq/contrail/internal/api"
 	"github.com/contrailhq/contrail/internal/eventlog"
 	"github.com/contrailhq/contrail/internal/metrics"
+	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
@@ -179,4 +180,32 @@ func (c tenantPausedCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(tenantPausedDesc, prometheus.GaugeValue, v, t.ID)
 	})
+}
+
+// reportCacheCollector exposes the report queries' cache of merged
+// buckets (report.CacheStats) as contrail_report_cache_*.
+type reportCacheCollector struct{ q *report.Querier }
+
+var (
+	reportCacheLookupsDesc = prometheus.NewDesc("contrail_report_cache_lookups_total", "Report queries' lookups of merged compacted buckets, by result: hit, miss (merged then), or stale (failed the check against the records, read again without).", []string{"result"}, nil)
+	reportCacheEvictedDesc = prometheus.NewDesc("contrail_report_cache_evicted_total", "Merged buckets evicted to stay within process.report_cache_bytes.", nil, nil)
+	reportCacheBytesDesc   = prometheus.NewDesc("contrail_report_cache_bytes", "Memory held by merged buckets (estimated).", nil, nil)
+	reportCacheEntriesDesc = prometheus.NewDesc("contrail_report_cache_entries", "Merged buckets held.", nil, nil)
+)
+
+func (c reportCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- reportCacheLookupsDesc
+	ch <- reportCacheEvictedDesc
+	ch <- reportCacheBytesDesc
+	ch <- reportCacheEntriesDesc
+}
+
+func (c reportCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.q.CacheStats()
+	ch <- prometheus.MustNewConstMetric(reportCacheLookupsDesc, prometheus.CounterValue, float64(s.Hits), "hit")
+	ch <- prometheus.MustNewConstMetric(reportCacheLookupsDesc, prometheus.CounterValue, float64(s.Misses), "miss")
+	ch <- prometheus.MustNewConstMetric(reportCacheLookupsDesc, prometheus.CounterValue, float64(s.Stale), "stale")
+	ch <- prometheus.MustNewConstMetric(reportCacheEvictedDesc, prometheus.CounterValue, float64(s.Evicted))
+	ch <- prometheus.MustNewConstMetric(reportCacheBytesDesc, prometheus.GaugeValue, float64(s.Bytes))
+	ch <- prometheus.MustNewConstMetric(reportCacheEntriesDesc, prometheus.GaugeValue, float64(s.Entries))
 }

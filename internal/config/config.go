@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/contrailhq/contrail/internal/deliver"
+	"github.com/contrailhq/contrail/internal/report"
 	"github.com/contrailhq/contrail/internal/store"
 )
 
@@ -72,6 +73,11 @@ type Process struct {
 	// tenant's rollups (hundreds of MB for a month) on every refresh, so
 	// a cache that holds them answers from memory.
 	CacheBytes int64 `yaml:"cache_bytes"`
+	// ReportCacheBytes bounds the report queries' merged buckets: the
+	// compacted hours, days and weeks of a tenant merged across
+	// partitions, kept so that a report does not merge them again
+	// (0: none).
+	ReportCacheBytes int64 `yaml:"report_cache_bytes"`
 }
 
 // Log configures the event log (JetStream).
@@ -132,7 +138,7 @@ func Default() Config {
 			MaxAge:          7 * 24 * time.Hour,
 			DuplicateWindow: 2 * time.Minute,
 		},
-		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour, FairLag: 200 * time.Millisecond, CacheBytes: store.DefaultCacheBytes},
+		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour, FairLag: 200 * time.Millisecond, CacheBytes: store.DefaultCacheBytes, ReportCacheBytes: report.DefaultCacheBytes},
 		Collect: Collect{
 			MaxBodyBytes:  4 << 20,
 			FlushBytes:    1 << 20,
@@ -176,6 +182,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Process.DedupWindow < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("process.dedup_window %s: must be at least 24h", c.Process.DedupWindow))
+	}
+	if c.Process.ReportCacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("process.report_cache_bytes %d: must not be negative", c.Process.ReportCacheBytes))
 	}
 	if c.Process.CacheBytes < 8<<20 {
 		errs = append(errs, fmt.Errorf("process.cache_bytes %d: must be at least 8 MiB", c.Process.CacheBytes))
@@ -255,6 +264,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Process.Fair, "fair", c.Process.Fair, "fair scheduling between tenants in each shard (experimental; false: plain FIFO)")
 	fs.DurationVar(&c.Process.FairLag, "fair-lag", c.Process.FairLag, "how far behind a shard falls before it diverts the tenants over their share")
 	fs.Int64Var(&c.Process.CacheBytes, "cache-bytes", c.Process.CacheBytes, "block cache of the state store (visitor state and report rollups) in bytes")
+	fs.Int64Var(&c.Process.ReportCacheBytes, "report-cache-bytes", c.Process.ReportCacheBytes, "memory for report queries' merged compacted buckets in bytes (0: none)")
 	fs.StringVar(&c.Process.GeoIPDB, "geoip-db", c.Process.GeoIPDB, "MaxMind-format database to resolve countries (e.g. GeoLite2-Country.mmdb)")
 	fs.BoolVar(&c.Deliver.AllowPrivateNetworks, "deliver-allow-private-networks", c.Deliver.AllowPrivateNetworks, "let campaign webhooks reach loopback, private and link-local addresses (tests, closed networks)")
 	fs.StringVar(&c.Deliver.SMTP.Addr, "smtp-addr", c.Deliver.SMTP.Addr, "SMTP server (host:port) for campaign emails")

@@ -43,6 +43,7 @@ func TestLoadErrors(t *testing.T) {
 	f("unknown yaml key", nil, nil, "htp: x\n")
 	f("bad proxy", []string{"--trusted-proxies", "10.0.0.0/8,nope"}, nil, "")
 	f("cache too small", []string{"--cache-bytes", "1048576"}, nil, "")
+	f("negative report cache", []string{"--report-cache-bytes", "-1"}, nil, "")
 	f("missing file", []string{"--config", "/nonexistent.yaml"}, nil, "")
 }
 

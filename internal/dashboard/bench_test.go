@@ -71,7 +71,7 @@ func newBenchSite(tb testing.TB) *benchSite {
 		t.Settings.Goals = append(t.Settings.Goals, tenant.Goal{Name: g, Event: g})
 	}
 	tenants := benchTenants{t: t}
-	q := report.NewQuerier(st, benchPartitions, func(string) report.Policy { return report.DefaultPolicy() })
+	q := report.NewQuerier(st, benchPartitions, func(string) report.Policy { return report.DefaultPolicy() }, report.DefaultCacheBytes)
 	campaigns := benchCampaigns{}
 	for i, name := range []string{"Welcome", "Abandoned cart", "Win back"} {
 		campaigns.list = append(campaigns.list, campaign.Campaign{

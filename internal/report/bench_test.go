@@ -166,9 +166,9 @@ func BenchmarkRollupAdd(b *testing.B) {
 // and together) for a tenant with 100 million events in 16 partitions:
 // per partition 30 compacted days of up to 2000 pages, 1000 referrers,
 // 500 entry pages and 100 countries, and the weeks compaction makes of
-// them. The range ends on a Thursday, so it is read as 9 days and 3
-// weeks; tenant tn_days has the same days without weeks, as before weeks
-// were compacted.
+// them, with the querier's merged buckets and without. The range ends on
+// a Thursday, so it is read as 9 days and 3 weeks; tenant tn_days has the
+// same days without weeks, as before weeks were compacted.
 func BenchmarkQuery30Days(b *testing.B) {
 	const parts, days = 16, 30
 	st, err := store.Open(b.TempDir(), nil)
@@ -192,44 +192,54 @@ func BenchmarkQuery30Days(b *testing.B) {
 		}
 		events, stored[tenant] = s.Events, s.Bytes
 	}
-	q := NewQuerier(st, parts, func(string) Policy { return DefaultPolicy() })
+	pol := func(string) Policy { return DefaultPolicy() }
 	r := Range{From: start, To: end}
 	ctx := context.Background()
-	for _, tenant := range []string{"tn_big", "tn_days"} {
-		summary := func(b *testing.B) {
-			s, err := q.Summary(ctx, tenant, r, nil)
-			if err != nil || s.Pageviews == 0 {
-				b.Fatal(err, s)
-			}
+	// Merged: with the cache of merged buckets (warm after the first
+	// query), as a node runs; each: merging every partition's records on
+	// every query, as before the cache.
+	for _, mode := range []string{"merged", "each"} {
+		cache := int64(DefaultCacheBytes)
+		if mode == "each" {
+			cache = 0
 		}
-		top := func(b *testing.B) {
-			top, err := q.Top(ctx, tenant, DimPage, r, nil, 10)
-			if err != nil || len(top) != 10 {
-				b.Fatal(err, len(top))
-			}
-		}
-		name := "weeks"
-		if tenant == "tn_days" {
-			name = "days"
-		}
-		for _, c := range []struct {
-			name string
-			fn   []func(*testing.B)
-		}{{"summary", []func(*testing.B){summary}}, {"top10", []func(*testing.B){top}}, {"both", []func(*testing.B){summary, top}}} {
-			b.Run(name+"/"+c.name, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					for _, fn := range c.fn {
-						fn(b)
-					}
+		q := NewQuerier(st, parts, pol, cache)
+		for _, tenant := range []string{"tn_big", "tn_days"} {
+			summary := func(b *testing.B) {
+				s, err := q.Summary(ctx, tenant, r, nil)
+				if err != nil || s.Pageviews == 0 {
+					b.Fatal(err, s)
 				}
-				// Reported after the loop, which resets metrics.
-				b.ReportMetric(float64(events), "events")
-				// The storage cost of the compacted rollups per day of this
-				// tenant (3.3 M events a day), all partitions, before Pebble's
-				// compression.
-				b.ReportMetric(float64(stored[tenant])/days, "bytes/day")
-			})
+			}
+			top := func(b *testing.B) {
+				top, err := q.Top(ctx, tenant, DimPage, r, nil, 10)
+				if err != nil || len(top) != 10 {
+					b.Fatal(err, len(top))
+				}
+			}
+			name := "weeks"
+			if tenant == "tn_days" {
+				name = "days"
+			}
+			for _, c := range []struct {
+				name string
+				fn   []func(*testing.B)
+			}{{"summary", []func(*testing.B){summary}}, {"top10", []func(*testing.B){top}}, {"both", []func(*testing.B){summary, top}}} {
+				b.Run(mode+"/"+name+"/"+c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						for _, fn := range c.fn {
+							fn(b)
+						}
+					}
+					// Reported after the loop, which resets metrics.
+					b.ReportMetric(float64(events), "events")
+					// The storage cost of the compacted rollups per day of this
+					// tenant (3.3 M events a day), all partitions, before Pebble's
+					// compression.
+					b.ReportMetric(float64(stored[tenant])/days, "bytes/day")
+				})
+			}
 		}
 	}
 }

@@ -19,3 +19,20 @@ func CountRecords(st *store.Store, parts int, tenant string, res byte) int {
 	}
 	return n
 }
+
+// DropConsolidated deletes the consolidated records (counts and sketches,
+// every section) of tenant's bucket of resolution res starting at start in
+// partition p, as retention does.
+func DropConsolidated(st *store.Store, p int, tenant string, res byte, start int64) error {
+	k := newKeys(p)
+	b := st.NewBatch()
+	for s := range numSecs {
+		if err := b.Delete(k.record(tenant, s, res, start, 0), nil); err != nil {
+			return err
+		}
+		if err := b.Delete(k.sketchRecord(tenant, s, res, start, 0), nil); err != nil {
+			return err
+		}
+	}
+	return st.Commit(b)
+}

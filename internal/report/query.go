@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -27,11 +28,13 @@ type Querier struct {
 	store      *store.Store
 	partitions int
 	policy     func(tenant string) Policy
+	cache      *bucketCache
 }
 
-// NewQuerier returns a querier over partitions 0..partitions-1.
-func NewQuerier(s *store.Store, partitions int, policy func(tenant string) Policy) *Querier {
-	return &Querier{store: s, partitions: partitions, policy: policy}
+// NewQuerier returns a querier over partitions 0..partitions-1, with a
+// cache of merged buckets of at most cacheBytes (none if 0; see cache.go).
+func NewQuerier(s *store.Store, partitions int, policy func(tenant string) Policy, cacheBytes int64) *Querier {
+	return &Querier{store: s, partitions: partitions, policy: policy, cache: newBucketCache(cacheBytes)}
 }
 
 // Range is the half-open time range [From, To).
@@ -201,10 +204,12 @@ func planLevels(from, to int64, levels []level) []span {
 }
 
 // eachRecord calls fn with partition p's records of section s in
-// [from, to): the unfolded hits' first, then the stored ones. The order is
-// the same on every call, so that a query can rank rows from their counts
-// and come back for the sketches of a few. sks is nil unless withSketches.
-func (v *view) eachRecord(p, s int, from, to int64, withSketches bool, fn func(counts []byte, sks sketches) error) error {
+// [from, to): the unfolded hits' first, then the stored ones, but for the
+// consolidated records of the buckets in sh, which it checks against sh
+// instead (errStale). The order is the same on every call, so that a query
+// can rank rows from their counts and come back for the sketches of a few.
+// sks is nil unless withSketches.
+func (v *view) eachRecord(p, s int, from, to int64, withSketches bool, sh *shared, fn func(counts []byte, sks sketches) error) error {
 	counts, sks, err := v.pendingSection(p, s, from, to)
 	if err != nil {
 		return err
@@ -219,19 +224,24 @@ func (v *view) eachRecord(p, s int, from, to int64, withSketches bool, fn func(c
 		return nil
 	}
 	k := newKeys(p)
+	seen := 0
 	for _, sp := range plan(from, to, m, v.pol.loc()) {
 		if sp.lo >= sp.hi {
 			continue
 		}
-		if err := v.eachSpan(k, s, sp, withSketches, fn); err != nil {
+		if err := v.eachSpan(k, p, s, sp, withSketches, sh, &seen, fn); err != nil {
 			return err
 		}
+	}
+	if sh != nil && seen != sh.expect[p] {
+		return errStale
 	}
 	return nil
 }
 
-// eachSpan reads the records of one span, their sketches alongside.
-func (v *view) eachSpan(k keys, s int, sp span, withSketches bool, fn func(counts []byte, sks sketches) error) (err error) {
+// eachSpan reads the records of one span, their sketches alongside, and
+// counts in seen the records of sh's buckets it skips.
+func (v *view) eachSpan(k keys, p, s int, sp span, withSketches bool, sh *shared, seen *int, fn func(counts []byte, sks sketches) error) (err error) {
 	it, err := v.snap.NewIter(&pebble.IterOptions{
 		LowerBound: k.section(v.tenant, s, sp.res, sp.lo),
 		UpperBound: k.section(v.tenant, s, sp.res, sp.hi),
@@ -260,6 +270,22 @@ func (v *view) eachSpan(k keys, s int, sp span, withSketches bool, fn func(count
 		sit.First()
 	}
 	for it.First(); it.Valid(); it.Next() {
+		if sh != nil && sp.res != resMinute {
+			key := it.Key()
+			if binary.BigEndian.Uint64(key[len(key)-8:]) == 0 {
+				ref := bucketRef{sp.res, int64(binary.BigEndian.Uint64(key[len(key)-16:]))}
+				if m := sh.buckets[ref]; m != nil {
+					if m.lens[p] != len(it.Value()) {
+						return errStale
+					}
+					*seen++
+					if sit != nil {
+						sit.Next()
+					}
+					continue
+				}
+			}
+		}
 		var sks sketches
 		if sit != nil {
 			// The two records differ only in the section's letter.
@@ -281,13 +307,18 @@ func (v *view) eachSpan(k keys, s int, sp span, withSketches bool, fn func(count
 // row merges the rows of value in section s (or the total) over [from, to).
 // With value nil every row of the section is merged.
 func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (result, error) {
+	if value != nil {
+		// One value of a breakdown: a few rows of many.
+		rows, err := v.byValue(ctx, s, []string{*value}, from, to)
+		if err != nil {
+			return result{}, err
+		}
+		return rows[0], nil
+	}
 	parts := make([]result, v.workers())
 	err := v.parallel(ctx, func(w, p int) error {
-		return v.eachRecord(p, s, from, to, true, func(counts []byte, sks sketches) error {
-			return eachRow(counts, func(i int, val []byte, c *Counts) error {
-				if value != nil && string(val) != *value {
-					return nil
-				}
+		return v.eachRecord(p, s, from, to, true, nil, func(counts []byte, sks sketches) error {
+			return eachRow(counts, func(i int, _ []byte, c *Counts) error {
 				b, err := sks.at(i)
 				if err != nil {
 					return err
@@ -300,6 +331,22 @@ func (v *view) row(ctx context.Context, s int, value *string, from, to int64) (r
 		return result{}, err
 	}
 	return mergeResults(parts), nil
+}
+
+// withShared runs a query's reads of section s over [from, to) with the
+// merged buckets that fit them; if one is found stale, it drops them and
+// runs the reads again without.
+func (v *view) withShared(ctx context.Context, s int, from, to int64, fn func(sh *shared) error) error {
+	sh, err := v.share(ctx, s, from, to)
+	if err != nil {
+		return err
+	}
+	err = fn(sh)
+	if sh != nil && errors.Is(err, errStale) {
+		v.q.cache.drop(sh.list)
+		return fn(nil)
+	}
+	return err
 }
 
 // mergeResults adds up the workers' results.
@@ -430,7 +477,7 @@ func (q *Querier) Timeseries(ctx context.Context, tenant string, metric Metric, 
 	}
 	err = v.parallel(ctx, func(w, p int) error {
 		for i, b := range bounds {
-			err := v.eachRecord(p, secTotal, b[0], b[1], metric == MetricVisitors, func(counts []byte, sks sketches) error {
+			err := v.eachRecord(p, secTotal, b[0], b[1], metric == MetricVisitors, nil, func(counts []byte, sks sketches) error {
 				return eachRow(counts, func(j int, _ []byte, c *Counts) error {
 					var sk []byte
 					if sks != nil {

@@ -51,15 +51,24 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 		return nil, err
 	}
 	defer v.close()
+	var out []TopRow
 	from, to := secs(r.From), secs(r.To)
-	sec := dimSection(d)
+	err = v.withShared(ctx, dimSection(d), from, to, func(sh *shared) error {
+		var err error
+		out, err = v.top(ctx, sh, d, from, to, f, limit)
+		return err
+	})
+	return out, err
+}
 
+func (v *view) top(ctx context.Context, sh *shared, d Dim, from, to int64, f *Filter, limit int) ([]TopRow, error) {
+	sec := dimSection(d)
 	// First pass: counts only, to rank.
 	parts := make([]topPart, len(v.marks))
-	err = v.parallel(ctx, func(_, p int) error {
+	err := v.parallel(ctx, func(_, p int) error {
 		t := &parts[p]
 		t.index = map[string]int32{}
-		return v.eachRecord(p, sec, from, to, false, func(counts []byte, _ sketches) error {
+		return v.eachRecord(p, sec, from, to, false, sh, func(counts []byte, _ sketches) error {
 			var rows []int32
 			err := eachRow(counts, func(_ int, val []byte, c *Counts) error {
 				if f != nil && string(val) != f.Value {
@@ -77,14 +86,26 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 		return nil, err
 	}
 	counts := map[string]*Counts{}
+	total := func(val string) *Counts {
+		c, ok := counts[val]
+		if !ok {
+			c = &Counts{}
+			counts[val] = c
+		}
+		return c
+	}
+	if sh != nil {
+		for _, m := range sh.list {
+			for i, val := range m.vals {
+				if f == nil || val == f.Value {
+					total(val).add(&m.counts[i])
+				}
+			}
+		}
+	}
 	for p := range parts {
 		for i, val := range parts[p].vals {
-			c, ok := counts[val]
-			if !ok {
-				c = &Counts{}
-				counts[val] = c
-			}
-			c.add(&parts[p].counts[i])
+			total(val).add(&parts[p].counts[i])
 		}
 	}
 	vals := rank(d, counts, limit)
@@ -96,7 +117,7 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 		if rows, err = v.byValue(ctx, dimSection(DimPage), vals, from, to); err != nil {
 			return nil, err
 		}
-	} else if rows, err = v.winners(ctx, sec, parts, vals, from, to); err != nil {
+	} else if rows, err = v.winners(ctx, sh, sec, parts, vals, from, to); err != nil {
 		return nil, err
 	}
 	out := make([]TopRow, 0, len(vals))
@@ -145,8 +166,9 @@ func rank(d Dim, counts map[string]*Counts, limit int) []string {
 }
 
 // winners reads the sketches of vals from section s, by the rows the first
-// pass (parts) found them in; the records are read in the same order.
-func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []string, from, to int64) ([]result, error) {
+// pass (parts) found them in; the records are read in the same order, and
+// the shared buckets' by the rows they were merged from.
+func (v *view) winners(ctx context.Context, sh *shared, s int, parts []topPart, vals []string, from, to int64) ([]result, error) {
 	out := make([][]result, v.workers())
 	err := v.parallel(ctx, func(w, p int) error {
 		t := &parts[p]
@@ -160,15 +182,18 @@ func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []strin
 				want[i], found = int32(win), true
 			}
 		}
-		if !found {
-			return nil
-		}
 		if out[w] == nil {
 			out[w] = make([]result, len(vals))
 		}
 		rows := out[w]
+		if err := v.sketchesOf(sh, p, s, vals, rows); err != nil {
+			return err
+		}
+		if !found {
+			return nil
+		}
 		rec := 0
-		return v.eachRecord(p, s, from, to, true, func(_ []byte, sks sketches) error {
+		return v.eachRecord(p, s, from, to, true, sh, func(_ []byte, sks sketches) error {
 			if rec >= len(t.rows) {
 				return fmt.Errorf("reading rollups: %w", errSection)
 			}
@@ -197,6 +222,16 @@ func (v *view) winners(ctx context.Context, s int, parts []topPart, vals []strin
 // byValue merges the rows of the given values in section s, counts and
 // sketches, finding them by value.
 func (v *view) byValue(ctx context.Context, s int, vals []string, from, to int64) ([]result, error) {
+	var out []result
+	err := v.withShared(ctx, s, from, to, func(sh *shared) error {
+		var err error
+		out, err = v.byValueShared(ctx, sh, s, vals, from, to)
+		return err
+	})
+	return out, err
+}
+
+func (v *view) byValueShared(ctx context.Context, sh *shared, s int, vals []string, from, to int64) ([]result, error) {
 	index := make(map[string]int, len(vals))
 	for i, val := range vals {
 		index[val] = i
@@ -207,7 +242,10 @@ func (v *view) byValue(ctx context.Context, s int, vals []string, from, to int64
 			out[w] = make([]result, len(vals))
 		}
 		rows := out[w]
-		return v.eachRecord(p, s, from, to, true, func(counts []byte, sks sketches) error {
+		if err := v.sketchesOf(sh, p, s, vals, rows); err != nil {
+			return err
+		}
+		return v.eachRecord(p, s, from, to, true, sh, func(counts []byte, sks sketches) error {
 			return eachRow(counts, func(i int, val []byte, c *Counts) error {
 				win, ok := index[string(val)]
 				if !ok {
@@ -224,7 +262,13 @@ func (v *view) byValue(ctx context.Context, s int, vals []string, from, to int64
 	if err != nil {
 		return nil, err
 	}
-	return mergeWinners(out, len(vals)), nil
+	res := mergeWinners(out, len(vals))
+	for i, val := range vals {
+		var c Counts
+		sh.countsOf(val, &c)
+		res[i].add(&c, nil)
+	}
+	return res, nil
 }
 
 // mergeWinners adds up the workers' rows of n values.

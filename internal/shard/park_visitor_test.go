@@ -79,7 +79,7 @@ func TestParkedPageviewsAreReported(t *testing.T) {
 	last := put(pageAt("tn_a", 11*time.Second))
 	wait("tn_a", last)
 
-	q := report.NewQuerier(st, parts, func(string) report.Policy { return visitor.PolicyOf(tenant.Settings{}) })
+	q := report.NewQuerier(st, parts, func(string) report.Policy { return visitor.PolicyOf(tenant.Settings{}) }, report.DefaultCacheBytes)
 	sum, err := q.Summary(ctx, "tn_a", report.Range{From: t0.Add(-time.Minute), To: t0.Add(time.Minute)}, nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 7, sum.Pageviews, "every page view of the paused tenant counts once")

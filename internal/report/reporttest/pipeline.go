@@ -81,12 +81,16 @@ func (pl *Pipeline) Run(events []event.Event, perMsg int) {
 }
 
 // Querier queries the pipeline's rollups with each tenant's policy.
-func (pl *Pipeline) Querier() *report.Querier {
+func (pl *Pipeline) Querier() *report.Querier { return pl.QuerierCache(report.DefaultCacheBytes) }
+
+// QuerierCache is Querier with a cache of merged buckets of cacheBytes (0:
+// none).
+func (pl *Pipeline) QuerierCache(cacheBytes int64) *report.Querier {
 	return report.NewQuerier(pl.Store, len(pl.seqs), func(id string) report.Policy {
 		var set tenant.Settings
 		if t, ok := pl.tenants.ByID(id); ok {
 			set = t.Settings
 		}
 		return visitor.PolicyOf(set)
-	})
+	}, cacheBytes)
 }

@@ -1,0 +1,402 @@
+package report
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/contrailhq/contrail/internal/store"
+)
+
+// A breakdown over a month reads every partition's compacted buckets in
+// full: some 2,000 rows per record, for 16 partitions and 25 buckets, to
+// rank a handful. The consolidated record (seq 0) of a compacted hour, day
+// or week is written once, when the bucket is compacted, and never
+// changed: late events add records of their own, and retention deletes it.
+// So a query merges it once for all partitions and keeps the result in the
+// Querier's cache, a merged bucket; a later query that reads the bucket
+// in every partition takes the counts from there, and reads per partition
+// only the records written since, and the winners' sketches.
+//
+// A merged bucket is checked against every query's snapshot: each
+// partition that reads the bucket must hold exactly the consolidated
+// records it was merged from, of the same lengths. A record compacted
+// since (a partition that was behind), or deleted by retention, fails the
+// query's check: the query drops the merged buckets it used and reads
+// again without them.
+
+// DefaultCacheBytes is the default bound of a Querier's merged buckets.
+const DefaultCacheBytes = 128 << 20
+
+// errStale: a merged bucket does not match the records of a snapshot.
+var errStale = errors.New("merged rollup bucket is stale")
+
+// bucketRef names a bucket of a section.
+type bucketRef struct {
+	res   byte
+	start int64
+}
+
+type cacheKey struct {
+	tenant string
+	s      int
+	bucketRef
+}
+
+// merged is one compacted bucket's section, its consolidated records of
+// every partition merged.
+type merged struct {
+	key    cacheKey
+	vals   []string
+	index  map[string]int32
+	counts []Counts
+	// rows holds per partition, per value, the value's row in the
+	// partition's record (-1: none); nil if the partition has no record.
+	rows [][]int32
+	// lens holds per partition the length of its record (-1: none).
+	lens  []int
+	bytes int64
+}
+
+// CacheStats describes a Querier's cache of merged buckets.
+type CacheStats struct {
+	Hits, Misses, Stale, Evicted uint64
+	Entries                      int
+	Bytes                        int64
+}
+
+// bucketCache holds merged buckets, least recently used first out.
+type bucketCache struct {
+	mu      sync.Mutex
+	max     int64
+	lru     list.List // of *merged, most recent first
+	entries map[cacheKey]*list.Element
+	stats   CacheStats
+}
+
+func newBucketCache(maxBytes int64) *bucketCache {
+	return &bucketCache{max: maxBytes, entries: map[cacheKey]*list.Element{}}
+}
+
+func (c *bucketCache) get(k cacheKey) *merged {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		c.stats.Misses++
+		return nil
+	}
+	c.stats.Hits++
+	c.lru.MoveToFront(e)
+	return e.Value.(*merged)
+}
+
+func (c *bucketCache) put(m *merged) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.bytes > c.max {
+		return
+	}
+	if e, ok := c.entries[m.key]; ok {
+		c.stats.Bytes -= e.Value.(*merged).bytes
+		c.lru.Remove(e)
+	}
+	c.entries[m.key] = c.lru.PushFront(m)
+	c.stats.Bytes += m.bytes
+	for c.stats.Bytes > c.max {
+		e := c.lru.Back()
+		old := e.Value.(*merged)
+		c.lru.Remove(e)
+		delete(c.entries, old.key)
+		c.stats.Bytes -= old.bytes
+		c.stats.Evicted++
+	}
+}
+
+// drop removes the given merged buckets, found stale.
+func (c *bucketCache) drop(ms []*merged) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range ms {
+		if e, ok := c.entries[m.key]; ok && e.Value.(*merged) == m {
+			c.lru.Remove(e)
+			delete(c.entries, m.key)
+			c.stats.Bytes -= m.bytes
+		}
+		c.stats.Stale++
+	}
+}
+
+func (c *bucketCache) snapshot() CacheStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Entries = len(c.entries)
+	return s
+}
+
+// CacheStats returns the state of q's cache of merged buckets.
+func (q *Querier) CacheStats() CacheStats { return q.cache.snapshot() }
+
+// shared is the compacted buckets of section s that every partition of a
+// query reads whole, merged.
+type shared struct {
+	buckets map[bucketRef]*merged
+	list    []*merged
+	// expect holds per partition how many of the buckets it has a record
+	// of.
+	expect []int
+}
+
+// countsOf adds the merged counts of val to c.
+func (sh *shared) countsOf(val string, c *Counts) {
+	if sh == nil {
+		return
+	}
+	for _, m := range sh.list {
+		if i, ok := m.index[val]; ok {
+			c.add(&m.counts[i])
+		}
+	}
+}
+
+// sketchesOf merges into out[i] the sketches of vals[i] from partition p's
+// records of the shared buckets of section s.
+func (v *view) sketchesOf(sh *shared, p, s int, vals []string, out []result) error {
+	if sh == nil || v.marks[p] == nil {
+		return nil
+	}
+	k := newKeys(p)
+	for _, m := range sh.list {
+		if err := v.sketchesIn(m, k.sketchRecord(v.tenant, s, m.key.res, m.key.start, 0), p, vals, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sketchesIn merges the sketches of vals from partition p's record key of
+// bucket m, read in place.
+func (v *view) sketchesIn(m *merged, key []byte, p int, vals []string, out []result) (err error) {
+	rows := m.rows[p]
+	if rows == nil {
+		return nil
+	}
+	var sks sketches
+	for w, val := range vals {
+		i, ok := m.index[val]
+		if !ok || rows[i] < 0 {
+			continue
+		}
+		if sks == nil {
+			b, closer, err := v.snap.Get(key)
+			if errors.Is(err, pebble.ErrNotFound) {
+				return errStale
+			}
+			if err != nil {
+				return fmt.Errorf("reading rollups: %w", err)
+			}
+			defer func() {
+				if cerr := closer.Close(); cerr != nil && err == nil {
+					err = fmt.Errorf("reading rollups: %w", cerr)
+				}
+			}()
+			sks = b
+		}
+		b, err := sks.at(int(rows[i]))
+		if err != nil {
+			return err
+		}
+		if err := out[w].add(&Counts{}, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// share finds the compacted buckets of section s in [from, to) that every
+// partition with rollups reads whole, and returns them merged: from q's
+// cache, or merged now and cached. It returns nil if there are none.
+func (v *view) share(ctx context.Context, s int, from, to int64) (*shared, error) {
+	if v.q.cache == nil || v.q.cache.max <= 0 {
+		return nil, nil
+	}
+	loc := v.pol.loc()
+	// A bucket is shared if every partition with rollups reads it; the
+	// first such partition's plan lists them in order.
+	var refs []bucketRef
+	count := map[bucketRef]int{}
+	with := 0
+	for _, m := range v.marks {
+		if m == nil {
+			continue
+		}
+		with++
+		for _, sp := range plan(from, to, m, loc) {
+			if sp.res == resMinute {
+				continue
+			}
+			for t := sp.lo; t < sp.hi; t = nextStart(sp.res, t, loc) {
+				ref := bucketRef{sp.res, t}
+				if with == 1 {
+					refs = append(refs, ref)
+				}
+				count[ref]++
+			}
+		}
+	}
+	sh := &shared{buckets: map[bucketRef]*merged{}, expect: make([]int, len(v.marks))}
+	var missing []bucketRef
+	for _, ref := range refs {
+		if count[ref] != with {
+			continue
+		}
+		m := v.q.cache.get(cacheKey{v.tenant, s, ref})
+		if m == nil || len(m.lens) != len(v.marks) {
+			missing = append(missing, ref)
+			continue
+		}
+		sh.buckets[ref] = m
+	}
+	if len(missing) > 0 {
+		built, err := v.merge(ctx, s, missing)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range built {
+			sh.buckets[m.key.bucketRef] = m
+			v.q.cache.put(m)
+		}
+	}
+	if len(sh.buckets) == 0 {
+		return nil, nil
+	}
+	for _, ref := range refs {
+		m := sh.buckets[ref]
+		if m == nil {
+			continue
+		}
+		sh.list = append(sh.list, m)
+		for p, l := range m.lens {
+			if l >= 0 {
+				sh.expect[p]++
+			}
+		}
+	}
+	return sh, nil
+}
+
+// nextStart returns the start of the bucket of resolution res after the
+// one starting at t.
+func nextStart(res byte, t int64, loc *time.Location) int64 {
+	switch res {
+	case resHour:
+		return t + 3600
+	case resDay:
+		return nextDay(t, loc)
+	case resWeek:
+		return nextWeek(t, loc)
+	}
+	return t + 60
+}
+
+// merge reads the consolidated records of section s of the given buckets
+// in every partition and merges them.
+func (v *view) merge(ctx context.Context, s int, refs []bucketRef) ([]*merged, error) {
+	parts := make([][]topPart, len(v.marks))
+	lens := make([][]int, len(v.marks))
+	err := v.parallel(ctx, func(_, p int) error {
+		if v.marks[p] == nil {
+			return nil
+		}
+		k := newKeys(p)
+		parts[p], lens[p] = make([]topPart, len(refs)), make([]int, len(refs))
+		for i, ref := range refs {
+			lens[p][i] = -1
+			b, err := store.Get(v.snap, k.record(v.tenant, s, ref.res, ref.start, 0))
+			if err != nil || b == nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			lens[p][i] = len(b)
+			t := &parts[p][i]
+			t.index = map[string]int32{}
+			var rows []int32
+			if err := eachRow(b, func(_ int, val []byte, c *Counts) error {
+				rows = append(rows, t.add(val, c))
+				return nil
+			}); err != nil {
+				return err
+			}
+			t.rows = [][]int32{rows}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*merged, len(refs))
+	for i, ref := range refs {
+		m := &merged{key: cacheKey{v.tenant, s, ref}, index: map[string]int32{},
+			rows: make([][]int32, len(v.marks)), lens: make([]int, len(v.marks))}
+		local := make([][]int32, len(v.marks)) // per partition: its value index → m's
+		for p := range v.marks {
+			m.lens[p] = -1
+			if parts[p] == nil || lens[p][i] < 0 {
+				continue
+			}
+			m.lens[p] = lens[p][i]
+			t := &parts[p][i]
+			local[p] = make([]int32, len(t.vals))
+			for j, val := range t.vals {
+				mi, ok := m.index[val]
+				if !ok {
+					mi = int32(len(m.vals))
+					m.index[val] = mi
+					m.vals = append(m.vals, val)
+					m.counts = append(m.counts, Counts{})
+				}
+				m.counts[mi].add(&t.counts[j])
+				local[p][j] = mi
+			}
+		}
+		for p := range v.marks {
+			if local[p] == nil {
+				continue
+			}
+			rows := make([]int32, len(m.vals))
+			for j := range rows {
+				rows[j] = -1
+			}
+			for row, j := range parts[p][i].rows[0] {
+				rows[local[p][j]] = int32(row)
+			}
+			m.rows[p] = rows
+		}
+		m.bytes = m.size()
+		out[i] = m
+	}
+	return out, nil
+}
+
+// size estimates the memory m holds.
+func (m *merged) size() int64 {
+	n := int64(unsafe.Sizeof(*m)) + int64(len(m.key.tenant))
+	for _, val := range m.vals {
+		// The string, its header in vals, and the index's entry.
+		n += int64(2*len(val)) + 16 + 48
+	}
+	n += int64(len(m.counts)) * int64(unsafe.Sizeof(Counts{}))
+	for _, r := range m.rows {
+		n += 24 + 4*int64(len(r))
+	}
+	return n + 8*int64(len(m.lens))
+}

@@ -1,0 +1,105 @@
+package report_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/contrailhq/contrail/internal/event"
+	"github.com/contrailhq/contrail/internal/report"
+	"github.com/contrailhq/contrail/internal/tenant"
+)
+
+// sameReports requires the reports of cached, which keeps merged buckets,
+// to be those of a querier without, over r: every breakdown in full, and
+// summaries filtered by one value of a few.
+func sameReports(t *testing.T, cached, plain *report.Querier, r report.Range) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range report.DimNames() {
+		d, _ := report.ParseDim(name)
+		want, err := plain.Top(ctx, testTenant, d, r, nil, 0)
+		require.NoError(t, err)
+		got, err := cached.Top(ctx, testTenant, d, r, nil, 0)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "breakdown by %s", name)
+		if len(want) == 0 || d == report.DimExitPage || d == report.DimEvent {
+			continue
+		}
+		f := &report.Filter{Dim: d, Value: want[len(want)/2].Value}
+		ws, err := plain.Summary(ctx, testTenant, r, f)
+		require.NoError(t, err)
+		gs, err := cached.Summary(ctx, testTenant, r, f)
+		require.NoError(t, err)
+		require.Equal(t, ws, gs, "summary filtered by %s=%s", name, f.Value)
+		wt, err := plain.Top(ctx, testTenant, d, r, f, 0)
+		require.NoError(t, err)
+		gt, err := cached.Top(ctx, testTenant, d, r, f, 0)
+		require.NoError(t, err)
+		require.Equal(t, wt, gt, "breakdown by %s filtered by %s", name, f.Value)
+	}
+}
+
+// TestMergedBucketsAnswerAsTheRecords holds the querier's merged buckets to
+// the records they were merged from, while those change under them: a
+// partition whose first events arrive late and compact into hours that
+// were merged without it, and a record deleted by retention.
+func TestMergedBucketsAnswerAsTheRecords(t *testing.T) {
+	pl := newPipeline(t, 4, tenant.Settings{})
+	paths := []string{"/", "/pricing", "/blog/a", "/blog/b", "/docs", "/signup", "/about"}
+	referrers := []map[string]any{nil, {"referrer": map[string]any{"url": "https://www.google.com/"}}, {"page": map[string]any{"referrer": "https://news.ycombinator.com/item"}}}
+	visit := func(anon string, i int, at time.Duration) event.Event {
+		e := page(anon, paths[i%len(paths)], at, referrers[i%len(referrers)])
+		e.MessageID = fmt.Sprintf("%s-%d-%d", anon, i, at)
+		return e
+	}
+	// One visitor from 10:00 to 13:00 and once at 14:30: one partition has
+	// rollups, its hours 10 to 12 compacted.
+	var first []event.Event
+	for i := range 180 {
+		first = append(first, visit("solo", i, time.Duration(i)*time.Minute))
+	}
+	first = append(first, visit("solo", 0, 4*time.Hour+30*time.Minute))
+	pl.Run(first, 5)
+
+	cached, plain := pl.Querier(), pl.QuerierCache(0)
+	r := report.Range{From: t0, To: t0.Add(5 * time.Hour)}
+	sameReports(t, cached, plain, r)
+	sameReports(t, cached, plain, r)
+	s := cached.CacheStats()
+	require.Positive(t, s.Entries, "merged buckets")
+	require.Positive(t, s.Hits, "a second query takes them from the cache")
+	require.Zero(t, s.Stale)
+	require.Zero(t, plain.CacheStats().Entries, "no cache, no entries")
+
+	// Other visitors, in other partitions, whose events of 10:00 to 12:00
+	// arrive at 14:40: their partitions start rollups in the past and
+	// compact those hours, which the cache merged without them.
+	var late []event.Event
+	for v := range 24 {
+		for i := range 5 {
+			e := visit(fmt.Sprintf("late-%d", v), v+i, time.Duration(v*5+i)*time.Minute)
+			e.ReceivedAt = t0.Add(4*time.Hour + 40*time.Minute)
+			late = append(late, e)
+		}
+	}
+	for v := range 24 {
+		late = append(late, visit(fmt.Sprintf("late-%d", v), v, 4*time.Hour+45*time.Minute))
+	}
+	pl.Run(late, 1)
+	before := cached.CacheStats().Stale
+	sameReports(t, cached, plain, r)
+	require.Greater(t, cached.CacheStats().Stale, before, "the late partitions' hours fail the merged buckets' check")
+	sameReports(t, cached, plain, r)
+
+	// A consolidated record deleted (as retention does) fails the check too.
+	for p := range 4 {
+		require.NoError(t, report.DropConsolidated(pl.Store, p, testTenant, 'h', t0.Add(time.Hour).Unix()))
+	}
+	before = cached.CacheStats().Stale
+	sameReports(t, cached, plain, r)
+	require.Greater(t, cached.CacheStats().Stale, before, "a deleted record fails the check")
+}
