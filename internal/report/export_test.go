@@ -1,6 +1,10 @@
 package report
 
-import "github.com/contrailhq/contrail/internal/store"
+import (
+	"encoding/binary"
+
+	"github.com/contrailhq/contrail/internal/store"
+)
 
 // CountRecords counts the stored total records of tenant's buckets of
 // resolution res ('m', 'h', 'd', 'w') in partitions 0..parts-1.
@@ -35,4 +39,24 @@ func DropConsolidated(st *store.Store, p int, tenant string, res byte, start int
 		}
 	}
 	return st.Commit(b)
+}
+
+// RecordsPerBucket counts the stored total records of each of tenant's
+// buckets of resolution res in partitions 0..parts-1, by the bucket's
+// start (Unix seconds).
+func RecordsPerBucket(st *store.Store, parts int, tenant string, res byte) map[int64]int {
+	out := map[int64]int{}
+	for p := range parts {
+		k := newKeys(p)
+		it, err := st.NewIter(k.section(tenant, secTotal, res, 0), k.section(tenant, secTotal, res, 1<<62))
+		if err != nil {
+			panic(err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			key := it.Key()
+			out[int64(binary.BigEndian.Uint64(key[len(key)-16:]))]++
+		}
+		_ = it.Close()
+	}
+	return out
 }

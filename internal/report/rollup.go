@@ -82,7 +82,9 @@ type Rollup struct {
 	listed bool
 	now    int64 // the partition's clock, Unix seconds
 	nowSet bool
-	hit    Hit // decoding buffer
+	// settled is the minute of the clock the last settle ran at.
+	settled int64
+	hit     Hit // decoding buffer
 }
 type bucketID struct {
 	tenant string
@@ -361,6 +363,11 @@ func (r *Rollup) flush(tx Tx, seq uint64, onlyMsg bool) error {
 		}
 	}
 	clear(r.delta)
+	if !onlyMsg {
+		if err := r.settle(tx); err != nil {
+			return err
+		}
+	}
 	for t, m := range r.marks {
 		if m.dirty {
 			tx.Set(r.keys.marks(t), m.encode())
@@ -369,6 +376,41 @@ func (r *Rollup) flush(tx Tx, seq uint64, onlyMsg bool) error {
 	}
 	if r.nowSet {
 		tx.Set(r.keys.clock(), binary.BigEndian.AppendUint64(nil, uint64(r.now)))
+	}
+	return nil
+}
+
+// minuteSettle is how long after a minute closes its fold records are
+// merged into one (settle), for a query of the last hour to read one
+// record per minute. Late events add records again.
+const minuteSettle = 60
+
+// settle merges the records of the minutes this run wrote more than one
+// record to, once they have closed and settled, and forgets the others:
+// without it, a minute keeps a record per fold (one every foldAfter
+// seconds) until its hour is compacted. It runs once a minute of the
+// partition's clock.
+func (r *Rollup) settle(tx Tx) error {
+	if !r.nowSet || floorMinute(r.now) == r.settled {
+		return nil
+	}
+	r.settled = floorMinute(r.now)
+	ids := make([]bucketID, 0, len(r.records))
+	for id, n := range r.records {
+		if id.start+60+minuteSettle > r.now {
+			continue
+		}
+		if n < 2 {
+			delete(r.records, id)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return lessID(ids[i], ids[j]) })
+	for _, id := range ids {
+		if err := r.consolidate(tx, id, &Bucket{}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -633,6 +675,11 @@ func (r *Rollup) expire(tx Tx, tenant string, res byte, cutoff int64) {
 	for id := range r.delta {
 		if id.tenant == tenant && id.res == res && id.start < cutoff {
 			delete(r.delta, id)
+		}
+	}
+	for id := range r.records {
+		if id.tenant == tenant && id.res == res && id.start < cutoff {
+			delete(r.records, id) // nothing left to settle
 		}
 	}
 }

@@ -111,3 +111,38 @@ func TestRollupSummaryTopGoals(t *testing.T) {
 	require.Equal(t, int64(1), f.Visitors)
 	require.InDelta(t, 0.0, *f.BounceRate, 1e-9)
 }
+
+// TestClosedMinutesSettleIntoOneRecord: under steady traffic a minute
+// gathers a record per fold of the hit log; a minute after it closes, its
+// records are merged into one, and the reports stay the same.
+func TestClosedMinutesSettleIntoOneRecord(t *testing.T) {
+	pl := newPipeline(t, 1, tenant.Settings{})
+	var evs []event.Event
+	for i := range 300 { // 10:00 to 10:10, one page view every 2 seconds
+		evs = append(evs, page(fmt.Sprintf("v%d", i%7), fmt.Sprintf("/p%d", i%5), time.Duration(i)*2*time.Second, nil))
+	}
+	pl.Run(evs, 1)
+	q := pl.Querier()
+	r := report.Range{From: t0, To: t0.Add(time.Hour)}
+	s, err := q.Summary(context.Background(), testTenant, r, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 300, s.Pageviews)
+
+	per := report.RecordsPerBucket(pl.Store, 1, testTenant, 'm')
+	require.Len(t, per, 10)
+	clock := t0.Add(598 * time.Second).Unix()
+	for start, n := range per {
+		if start+60+60 <= clock {
+			require.Equal(t, 1, n, "settled minute %s", time.Unix(start, 0).UTC())
+		} else {
+			require.Greater(t, n, 1, "open minute %s keeps a record per fold", time.Unix(start, 0).UTC())
+		}
+	}
+	// A late event of a settled minute adds a record; the counts hold it.
+	late := page("v1", "/p1", 30*time.Second, nil)
+	late.MessageID, late.ReceivedAt = "late", t0.Add(10*time.Minute)
+	pl.Run([]event.Event{late}, 1)
+	s2, err := q.Summary(context.Background(), testTenant, r, nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 301, s2.Pageviews)
+}

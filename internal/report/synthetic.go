@@ -34,7 +34,8 @@ type Synthetic struct {
 	// compacted day buckets. The part of End's day before End's hour is
 	// hour buckets, and the rest minute buckets of one record per fold of
 	// the hit log (one every 5 seconds), as they are before the hour is
-	// compacted. With End at a midnight there is no such part.
+	// compacted (the minutes that settled are one record each). With End
+	// at a midnight there is no such part.
 	End time.Time
 	// Days is how many whole days the rollups hold.
 	Days int
@@ -229,9 +230,21 @@ func (g *synth) partition(start, today, nowHour int64, put putFunc) (int64, erro
 			return 0, err
 		}
 	}
-	// Today's last hour, in minutes of one record per fold.
+	// Today's last hour: minutes that settled are one record, the last
+	// ones a record per fold.
 	end, seq := g.s.End.Unix(), uint64(0)
 	for m := nowHour; m < end; m += 60 {
+		if m+60+minuteSettle <= end {
+			bk, events, err := g.bucket(g.more, 24*60, 0)
+			if err != nil {
+				return 0, err
+			}
+			total += events
+			if err := put(resMinute, m, 0, bk, true); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		for f := int64(0); f < synthFolds && m+f*foldAfter < end; f++ {
 			bk, events, err := g.bucket(g.more, 24*60*synthFolds, 0)
 			if err != nil {
