@@ -62,6 +62,11 @@ type merged struct {
 	// lens holds per partition the length of its record (-1: none).
 	lens  []int
 	bytes int64
+
+	// mu guards visitors: the merged registers of the values queries
+	// asked for (nil: the value has no visitors), merged on first ask.
+	mu       sync.Mutex
+	visitors map[int32]*registers
 }
 
 // CacheStats describes a Querier's cache of merged buckets.
@@ -109,7 +114,13 @@ func (c *bucketCache) put(m *merged) {
 	}
 	c.entries[m.key] = c.lru.PushFront(m)
 	c.stats.Bytes += m.bytes
-	for c.stats.Bytes > c.max {
+	c.evict()
+}
+
+// evict drops the least recently used merged buckets until the cache
+// fits.
+func (c *bucketCache) evict() {
+	for c.stats.Bytes > c.max && c.lru.Len() > 0 {
 		e := c.lru.Back()
 		old := e.Value.(*merged)
 		c.lru.Remove(e)
@@ -117,6 +128,19 @@ func (c *bucketCache) put(m *merged) {
 		c.stats.Bytes -= old.bytes
 		c.stats.Evicted++
 	}
+}
+
+// grow accounts n more bytes to m, if it is still held.
+func (c *bucketCache) grow(m *merged, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[m.key]
+	if !ok || e.Value.(*merged) != m {
+		return
+	}
+	m.bytes += n
+	c.stats.Bytes += n
+	c.evict()
 }
 
 // drop removes the given merged buckets, found stale.
@@ -166,17 +190,102 @@ func (sh *shared) countsOf(val string, c *Counts) {
 	}
 }
 
-// sketchesOf merges into out[i] the sketches of vals[i] from partition p's
-// records of the shared buckets of section s.
-func (v *view) sketchesOf(sh *shared, p, s int, vals []string, out []result) error {
-	if sh == nil || v.marks[p] == nil {
+// sharedVisitors merges into out[i] the visitors of vals[i] in the
+// shared buckets: each bucket's merged registers of the value, merged
+// from every partition's record on first ask (in one pass for all the
+// buckets and values missing).
+func (v *view) sharedVisitors(ctx context.Context, sh *shared, s int, vals []string, out []result) error {
+	if sh == nil {
 		return nil
 	}
-	k := newKeys(p)
+	type ask struct {
+		m    *merged
+		idx  []int32  // the values' indexes in m
+		vals []string // and the values
+	}
+	var asks []ask
 	for _, m := range sh.list {
-		if err := v.sketchesIn(m, k.sketchRecord(v.tenant, s, m.key.res, m.key.start, 0), p, vals, out); err != nil {
+		a := ask{m: m}
+		m.mu.Lock()
+		for _, val := range vals {
+			i, ok := m.index[val]
+			if !ok {
+				continue
+			}
+			if _, done := m.visitors[i]; !done {
+				a.idx, a.vals = append(a.idx, i), append(a.vals, val)
+			}
+		}
+		m.mu.Unlock()
+		if len(a.idx) > 0 {
+			asks = append(asks, a)
+		}
+	}
+	if len(asks) > 0 {
+		parts := make([][][]result, v.workers()) // per worker, per ask, per value
+		err := v.parallel(ctx, func(w, p int) error {
+			if v.marks[p] == nil {
+				return nil
+			}
+			if parts[w] == nil {
+				parts[w] = make([][]result, len(asks))
+			}
+			k := newKeys(p)
+			for i, a := range asks {
+				if parts[w][i] == nil {
+					parts[w][i] = make([]result, len(a.vals))
+				}
+				key := k.sketchRecord(v.tenant, s, a.m.key.res, a.m.key.start, 0)
+				if err := v.sketchesIn(a.m, key, p, a.vals, parts[w][i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
+		for i, a := range asks {
+			byWorker := make([][]result, 0, len(parts))
+			for _, pw := range parts {
+				if pw != nil {
+					byWorker = append(byWorker, pw[i])
+				}
+			}
+			rows := mergeWinners(byWorker, len(a.vals))
+			var grown int64
+			a.m.mu.Lock()
+			if a.m.visitors == nil {
+				a.m.visitors = map[int32]*registers{}
+			}
+			for j, idx := range a.idx {
+				if _, done := a.m.visitors[idx]; !done {
+					a.m.visitors[idx] = rows[j].visitors
+					grown += 16
+					if rows[j].visitors != nil {
+						grown += int64(len(rows[j].visitors))
+					}
+				}
+			}
+			a.m.mu.Unlock()
+			v.q.cache.grow(a.m, grown)
+		}
+	}
+	for _, m := range sh.list {
+		m.mu.Lock()
+		for w, val := range vals {
+			i, ok := m.index[val]
+			if !ok {
+				continue
+			}
+			if regs := m.visitors[i]; regs != nil {
+				if out[w].visitors == nil {
+					out[w].visitors = new(registers)
+				}
+				out[w].visitors.merge(regs)
+			}
+		}
+		m.mu.Unlock()
 	}
 	return nil
 }

@@ -186,9 +186,6 @@ func (v *view) winners(ctx context.Context, sh *shared, s int, parts []topPart, 
 			out[w] = make([]result, len(vals))
 		}
 		rows := out[w]
-		if err := v.sketchesOf(sh, p, s, vals, rows); err != nil {
-			return err
-		}
 		if !found {
 			return nil
 		}
@@ -216,7 +213,8 @@ func (v *view) winners(ctx context.Context, sh *shared, s int, parts []topPart, 
 	if err != nil {
 		return nil, err
 	}
-	return mergeWinners(out, len(vals)), nil
+	res := mergeWinners(out, len(vals))
+	return res, v.sharedVisitors(ctx, sh, s, vals, res)
 }
 
 // byValue merges the rows of the given values in section s, counts and
@@ -242,9 +240,6 @@ func (v *view) byValueShared(ctx context.Context, sh *shared, s int, vals []stri
 			out[w] = make([]result, len(vals))
 		}
 		rows := out[w]
-		if err := v.sketchesOf(sh, p, s, vals, rows); err != nil {
-			return err
-		}
 		return v.eachRecord(p, s, from, to, true, sh, func(counts []byte, sks sketches) error {
 			return eachRow(counts, func(i int, val []byte, c *Counts) error {
 				win, ok := index[string(val)]
@@ -268,7 +263,7 @@ func (v *view) byValueShared(ctx context.Context, sh *shared, s int, vals []stri
 		sh.countsOf(val, &c)
 		res[i].add(&c, nil)
 	}
-	return res, nil
+	return res, v.sharedVisitors(ctx, sh, s, vals, res)
 }
 
 // mergeWinners adds up the workers' rows of n values.
