@@ -195,10 +195,11 @@ func BenchmarkQuery30Days(b *testing.B) {
 	pol := func(string) Policy { return DefaultPolicy() }
 	r := Range{From: start, To: end}
 	ctx := context.Background()
-	// Merged: with the cache of merged buckets (warm after the first
-	// query), as a node runs; each: merging every partition's records on
-	// every query, as before the cache.
-	for _, mode := range []string{"merged", "each"} {
+	// Merged: with the cache of merged buckets, warmed by a first query,
+	// as a node runs; cold: a new querier (an empty cache) for every query,
+	// as after a start or once a new hour is compacted; each: merging
+	// every partition's records on every query, as before the cache.
+	for _, mode := range []string{"merged", "cold", "each"} {
 		cache := int64(DefaultCacheBytes)
 		if mode == "each" {
 			cache = 0
@@ -206,12 +207,18 @@ func BenchmarkQuery30Days(b *testing.B) {
 		q := NewQuerier(st, parts, pol, cache)
 		for _, tenant := range []string{"tn_big", "tn_days"} {
 			summary := func(b *testing.B) {
+				if mode == "cold" {
+					q = NewQuerier(st, parts, pol, cache)
+				}
 				s, err := q.Summary(ctx, tenant, r, nil)
 				if err != nil || s.Pageviews == 0 {
 					b.Fatal(err, s)
 				}
 			}
 			top := func(b *testing.B) {
+				if mode == "cold" {
+					q = NewQuerier(st, parts, pol, cache)
+				}
 				top, err := q.Top(ctx, tenant, DimPage, r, nil, 10)
 				if err != nil || len(top) != 10 {
 					b.Fatal(err, len(top))
@@ -226,6 +233,11 @@ func BenchmarkQuery30Days(b *testing.B) {
 				fn   []func(*testing.B)
 			}{{"summary", []func(*testing.B){summary}}, {"top10", []func(*testing.B){top}}, {"both", []func(*testing.B){summary, top}}} {
 				b.Run(mode+"/"+name+"/"+c.name, func(b *testing.B) {
+					if mode == "merged" {
+						for _, fn := range c.fn {
+							fn(b)
+						}
+					}
 					b.ReportAllocs()
 					for b.Loop() {
 						for _, fn := range c.fn {

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/contrailhq/contrail/internal/store"
+	"golang.org/x/sync/errgroup"
 )
 
 // A breakdown over a month reads every partition's compacted buckets in
@@ -416,84 +416,81 @@ func nextStart(res byte, t int64, loc *time.Location) int64 {
 }
 
 // merge reads the consolidated records of section s of the given buckets
-// in every partition and merges them.
+// in every partition and merges them, a bucket per goroutine.
 func (v *view) merge(ctx context.Context, s int, refs []bucketRef) ([]*merged, error) {
-	parts := make([][]topPart, len(v.marks))
-	lens := make([][]int, len(v.marks))
-	err := v.parallel(ctx, func(_, p int) error {
-		if v.marks[p] == nil {
-			return nil
-		}
-		k := newKeys(p)
-		parts[p], lens[p] = make([]topPart, len(refs)), make([]int, len(refs))
-		for i, ref := range refs {
-			lens[p][i] = -1
-			b, err := store.Get(v.snap, k.record(v.tenant, s, ref.res, ref.start, 0))
-			if err != nil || b == nil {
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			lens[p][i] = len(b)
-			t := &parts[p][i]
-			t.index = map[string]int32{}
-			var rows []int32
-			if err := eachRow(b, func(_ int, val []byte, c *Counts) error {
-				rows = append(rows, t.add(val, c))
-				return nil
-			}); err != nil {
+	out := make([]*merged, len(refs))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, ref := range refs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			t.rows = [][]int32{rows}
-		}
-		return nil
-	})
-	if err != nil {
+			m, err := v.mergeBucket(s, ref)
+			out[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	out := make([]*merged, len(refs))
-	for i, ref := range refs {
-		m := &merged{key: cacheKey{v.tenant, s, ref}, index: map[string]int32{},
-			rows: make([][]int32, len(v.marks)), lens: make([]int, len(v.marks))}
-		local := make([][]int32, len(v.marks)) // per partition: its value index → m's
-		for p := range v.marks {
-			m.lens[p] = -1
-			if parts[p] == nil || lens[p][i] < 0 {
-				continue
-			}
-			m.lens[p] = lens[p][i]
-			t := &parts[p][i]
-			local[p] = make([]int32, len(t.vals))
-			for j, val := range t.vals {
-				mi, ok := m.index[val]
-				if !ok {
-					mi = int32(len(m.vals))
-					m.index[val] = mi
-					m.vals = append(m.vals, val)
-					m.counts = append(m.counts, Counts{})
-				}
-				m.counts[mi].add(&t.counts[j])
-				local[p][j] = mi
-			}
-		}
-		for p := range v.marks {
-			if local[p] == nil {
-				continue
-			}
-			rows := make([]int32, len(m.vals))
-			for j := range rows {
-				rows[j] = -1
-			}
-			for row, j := range parts[p][i].rows[0] {
-				rows[local[p][j]] = int32(row)
-			}
-			m.rows[p] = rows
-		}
-		m.bytes = m.size()
-		out[i] = m
-	}
 	return out, nil
+}
+
+// mergeBucket merges the consolidated records of section s of bucket ref.
+func (v *view) mergeBucket(s int, ref bucketRef) (*merged, error) {
+	n := len(v.marks)
+	m := &merged{key: cacheKey{v.tenant, s, ref}, index: map[string]int32{},
+		rows: make([][]int32, n), lens: make([]int, n)}
+	byRow := make([][]int32, n) // per partition, per row: the value's index
+	for p := range n {
+		m.lens[p] = -1
+		if v.marks[p] == nil {
+			continue
+		}
+		b, closer, err := v.snap.Get(newKeys(p).record(v.tenant, s, ref.res, ref.start, 0))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading rollups: %w", err)
+		}
+		m.lens[p] = len(b)
+		err = eachRow(b, func(_ int, val []byte, c *Counts) error {
+			i, ok := m.index[string(val)]
+			if !ok {
+				i = int32(len(m.vals))
+				v := string(val)
+				m.index[v] = i
+				m.vals = append(m.vals, v)
+				m.counts = append(m.counts, Counts{})
+			}
+			m.counts[i].add(c)
+			byRow[p] = append(byRow[p], i)
+			return nil
+		})
+		if cerr := closer.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("reading rollups: %w", cerr)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for p := range n {
+		if m.lens[p] < 0 {
+			continue
+		}
+		rows := make([]int32, len(m.vals))
+		for j := range rows {
+			rows[j] = -1
+		}
+		for row, i := range byRow[p] {
+			rows[i] = int32(row)
+		}
+		m.rows[p] = rows
+	}
+	m.bytes = m.size()
+	return m, nil
 }
 
 // size estimates the memory m holds.
