@@ -223,6 +223,9 @@ func BenchmarkPages(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(len(body)), "page-bytes")
+				// The report cache's merged buckets after this page (and
+				// the pages before it in the run).
+				b.ReportMetric(float64(s.querier.CacheStats().Bytes)/(1<<20), "cache-MiB")
 			})
 		}
 	})
