@@ -221,6 +221,9 @@ func (v *view) eachRecord(p, s int, from, to int64, withSketches bool, sh *share
 	}
 	m := v.marks[p]
 	if m == nil {
+		if sh != nil && sh.expect[p] != 0 {
+			return errStale // the partition's rollups were dropped since
+		}
 		return nil
 	}
 	k := newKeys(p)
