@@ -167,18 +167,22 @@ type formProperties struct {
 // formContext carries what the visitor shard reads for enrichment: the
 // user agent and the page (enrich.go reads both from the context).
 type formContext struct {
-	IP        string    `json:"ip,omitempty"`
-	UserAgent string    `json:"userAgent,omitempty"`
-	Page      *formPage `json:"page,omitempty"`
+	IP        string          `json:"ip,omitempty"`
+	UserAgent string          `json:"userAgent,omitempty"`
+	Page      *formPage       `json:"page,omitempty"`
+	Campaign  json.RawMessage `json:"campaign,omitempty"`
 }
 
 type formPage struct {
-	URL  string `json:"url"`
-	Path string `json:"path"`
+	URL      string `json:"url"`
+	Path     string `json:"path"`
+	Referrer string `json:"referrer,omitempty"`
+	Search   string `json:"search,omitempty"`
+	Title    string `json:"title,omitempty"`
 }
 
-// formEventJSON builds the form fill's event. The page is the Referer: the
-// page holding the form.
+// formEventJSON builds the form fill's event. The page is the one a JSON
+// body's context names, else the Referer: the page holding the form.
 func formEventJSON(formID string, f *formData, userID, anonymousID string, r *http.Request, peerIP string) *formEvent {
 	ev := &formEvent{
 		MessageID:   strings.TrimSpace(f.messageID),
@@ -189,11 +193,20 @@ func formEventJSON(formID string, f *formData, userID, anonymousID string, r *ht
 		Properties:  formProperties{FormID: formID},
 		Context:     formContext{IP: peerIP, UserAgent: r.UserAgent()},
 	}
-	if ref := r.Referer(); ref != "" {
+	switch ref := r.Referer(); {
+	case f.page != nil:
+		page := *f.page
+		if page.Path == "" {
+			page.Path = enrich.Path(page.URL)
+		}
+		ev.Properties.URL, ev.Properties.Path = page.URL, page.Path
+		ev.Context.Page = &page
+	case ref != "":
 		path := enrich.Path(ref)
 		ev.Properties.URL, ev.Properties.Path = ref, path
 		ev.Context.Page = &formPage{URL: ref, Path: path}
 	}
+	ev.Context.Campaign = f.campaign
 	return ev
 }
 

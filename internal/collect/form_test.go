@@ -158,6 +158,44 @@ func TestFormJSON(t *testing.T) {
 	require.JSONEq(t, `{}`, string(evs[1].Traits))
 }
 
+// A JSON body may carry the page and the campaign in its context, as a
+// Segment event does: the page is the form fill's (over the Referer), and
+// neither becomes a trait.
+func TestFormJSONContext(t *testing.T) {
+	t.Parallel()
+	log := &fakeLog{}
+	srv, _ := startCollector(t, log, 4, nil)
+	resp, body := sendForm(t, srv, formReq{
+		contentType: "text/plain",
+		body: `{"writeKey":"wk","email":"ann@example.com","plan":"pro","context":{"page":{"url":"https://shop.example/pricing?utm_source=news",` +
+			`"referrer":"https://www.google.com/","title":"Pricing"},"campaign":{"source":"news","medium":"email"},"userAgent":"ignored","ip":"6.6.6.6"}}`,
+		header: map[string]string{"Referer": "https://shop.example/other", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"},
+	})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	e := onlyEvent(t, log)
+	require.JSONEq(t, `{"email":"ann@example.com","plan":"pro"}`, string(e.Traits))
+	require.JSONEq(t, `{"form_id":"contact-us","url":"https://shop.example/pricing?utm_source=news","path":"/pricing"}`, string(e.Properties))
+	var ctx struct {
+		IP, UserAgent string
+		Page          map[string]string
+		Campaign      map[string]string
+	}
+	require.NoError(t, json.Unmarshal(e.Context, &ctx), string(e.Context))
+	require.Equal(t, map[string]string{"url": "https://shop.example/pricing?utm_source=news", "path": "/pricing",
+		"referrer": "https://www.google.com/", "title": "Pricing"}, ctx.Page)
+	require.Equal(t, map[string]string{"source": "news", "medium": "email"}, ctx.Campaign)
+	require.Equal(t, "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0", ctx.UserAgent, "the request's, not the body's")
+	require.NotEqual(t, "6.6.6.6", ctx.IP, "the peer's, not the body's")
+
+	// A context that is not one is refused, and nothing is stored.
+	for _, bad := range []string{`"context":"x"`, `"context":{"page":"x"}`, `"context":{"page":{"url":1}}`, `"context":{"campaign":[]}`} {
+		resp, body := sendForm(t, srv, formReq{contentType: "application/json", body: `{"writeKey":"wk","email":"ann@example.com",` + bad + `}`})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+		require.Contains(t, body, string(CodeInvalidField), bad)
+	}
+	require.Len(t, storedEvents(log), 1)
+}
+
 // navigator.sendBeacon posts text/plain and cannot set headers: the write
 // key comes in the query.
 func TestFormBeaconWriteKeyInQuery(t *testing.T) {

@@ -22,6 +22,10 @@ type formData struct {
 	fields                                   []formField
 	index                                    map[string]int // name → position in fields
 	isJSON                                   bool
+	// page and campaign are a JSON body's context.page and
+	// context.campaign, when it has them (contrail.js sends the page).
+	page     *formPage
+	campaign json.RawMessage
 }
 
 // formField is one submitted field. A urlencoded or multipart field has its
@@ -153,6 +157,8 @@ func (f *formData) readJSON(body string) *reqError {
 				code, msg = CodeInvalidRedirect, k.Str+" must be a string"
 			}
 			f.setRedirect(k.Str, v.Str)
+		case "context":
+			code, msg = f.readContext(v)
 		default:
 			bad = f.addRaw(k.Str, v.Raw)
 		}
@@ -278,6 +284,44 @@ func (f *formData) traits() json.RawMessage {
 		}
 	}
 	return append(b, '}')
+}
+
+// readContext keeps the page and the campaign of a JSON body's context,
+// as a Segment event carries them; the rest of it (the user agent, the
+// IP) the collector takes from the request.
+func (f *formData) readContext(v gjson.Result) (Code, string) {
+	if v.Type == gjson.Null {
+		return "", ""
+	}
+	if !v.IsObject() {
+		return CodeInvalidField, "context must be an object"
+	}
+	if p := v.Get("page"); p.Exists() && p.Type != gjson.Null {
+		if !p.IsObject() {
+			return CodeInvalidField, "context.page must be an object"
+		}
+		page := &formPage{}
+		for _, fd := range []struct {
+			name string
+			dst  *string
+		}{{"url", &page.URL}, {"path", &page.Path}, {"referrer", &page.Referrer}, {"search", &page.Search}, {"title", &page.Title}} {
+			x := p.Get(fd.name)
+			if x.Exists() && x.Type != gjson.String && x.Type != gjson.Null {
+				return CodeInvalidField, "context.page." + fd.name + " must be a string"
+			}
+			*fd.dst = x.Str
+		}
+		if page.URL != "" || page.Path != "" {
+			f.page = page
+		}
+	}
+	if c := v.Get("campaign"); c.Exists() && c.Type != gjson.Null {
+		if !c.IsObject() {
+			return CodeInvalidField, "context.campaign must be an object"
+		}
+		f.campaign = json.RawMessage(c.Raw)
+	}
+	return "", ""
 }
 
 // appendJSON appends the JSON of v, a string or strings, without escaping

@@ -225,6 +225,11 @@ func TestSnippetInBrowser(t *testing.T) {
 		require.Equal(t, s.URL+"/form", r.Referer, "the whole page URL: the page of the fill")
 		anon := str(r.Body["anonymousId"])
 		require.NotEmpty(t, anon)
+		ctxField, _ := r.Body["context"].(map[string]any)
+		page, _ := ctxField["page"].(map[string]any)
+		require.Equal(t, s.URL+"/form", page["url"], "the page of the fill, in the context too: a Referer may be cut")
+		require.Equal(t, "/form", page["path"])
+		delete(r.Body, "context")
 		require.Equal(t, map[string]any{
 			"writeKey": "wk", "anonymousId": anon, "userId": "u-1",
 			"email": " ann@example.test ", "first_name": "Ann", "topics": []any{"a", "b"}, "size": "m",

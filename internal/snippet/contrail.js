@@ -121,7 +121,7 @@
   // form with an id or a name. Passwords, files, card numbers and the like
   // are never sent. The form's own submission goes on untouched.
   const SKIP = /^(password|file|submit|button|reset|image)$/;
-  const SECRET = /pass|card|cc-?(num|csc|exp)|cvc|cvv|ssn|social.?sec|iban|secret|token|csrf|^(writeKey|anonymousId|messageId|_?redirect)$/i;
+  const SECRET = /pass|card|cc-?(num|csc|exp)|cvc|cvv|ssn|social.?sec|iban|secret|token|csrf|^(writeKey|anonymousId|messageId|_?redirect|context)$/i;
   const sent = new WeakMap(); // form → last body, to skip a double click
   const onSubmit = (e) => {
     const f = e.target;
@@ -133,7 +133,8 @@
       return;
     }
     if (!id) return;
-    const body = { writeKey, anonymousId: anonId, userId: userId || undefined };
+    // The page goes in the context: the Referer may be cut to the origin.
+    const body = { writeKey, anonymousId: anonId, userId: userId || undefined, context: { page: pageInfo() } };
     for (const el of f.elements) {
       const n = el.name, type = el.type;
       if (!n || el.disabled || typeof el.value !== "string" || SKIP.test(type) || SECRET.test(n) ||
