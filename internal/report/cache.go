@@ -52,10 +52,8 @@ type cacheKey struct {
 // merged is one compacted bucket's section, its consolidated records of
 // every partition merged.
 type merged struct {
-	key    cacheKey
-	vals   []string
-	index  map[string]int32
-	counts []Counts
+	key cacheKey
+	tally
 	// rows holds per partition, per value, the value's row in the
 	// partition's record (-1: none); nil if the partition has no record.
 	rows [][]int32
@@ -440,7 +438,7 @@ func (v *view) merge(ctx context.Context, s int, refs []bucketRef) ([]*merged, e
 // mergeBucket merges the consolidated records of section s of bucket ref.
 func (v *view) mergeBucket(s int, ref bucketRef) (*merged, error) {
 	n := len(v.marks)
-	m := &merged{key: cacheKey{v.tenant, s, ref}, index: map[string]int32{},
+	m := &merged{key: cacheKey{v.tenant, s, ref}, tally: tally{index: map[string]int32{}},
 		rows: make([][]int32, n), lens: make([]int, n)}
 	byRow := make([][]int32, n) // per partition, per row: the value's index
 	for p := range n {
@@ -457,16 +455,7 @@ func (v *view) mergeBucket(s int, ref bucketRef) (*merged, error) {
 		}
 		m.lens[p] = len(b)
 		err = eachRow(b, func(_ int, val []byte, c *Counts) error {
-			i, ok := m.index[string(val)]
-			if !ok {
-				i = int32(len(m.vals))
-				v := string(val)
-				m.index[v] = i
-				m.vals = append(m.vals, v)
-				m.counts = append(m.counts, Counts{})
-			}
-			m.counts[i].add(c)
-			byRow[p] = append(byRow[p], i)
+			byRow[p] = append(byRow[p], m.add(val, c))
 			return nil
 		})
 		if cerr := closer.Close(); err == nil && cerr != nil {

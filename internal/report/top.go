@@ -17,13 +17,19 @@ type TopRow struct {
 // value, and for every record read, which value each of its rows holds,
 // so that the second pass fetches the winners' sketches by row.
 type topPart struct {
+	tally
+	rows [][]int32 // per record, per row: the value's index, or -1
+}
+
+// tally is values and their counts, in the order first seen.
+type tally struct {
 	index  map[string]int32
 	vals   []string
 	counts []Counts
-	rows   [][]int32 // per record, per row: the value's index, or -1
 }
 
-func (t *topPart) add(val []byte, c *Counts) int32 {
+// add counts c for val and returns val's index.
+func (t *tally) add(val []byte, c *Counts) int32 {
 	i, ok := t.index[string(val)]
 	if !ok {
 		i = int32(len(t.vals))
