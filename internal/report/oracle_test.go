@@ -19,7 +19,7 @@ import (
 
 // modelEvents draws n events of the load generator's traffic model, spread
 // evenly over span from start, decoded as the collector would store them.
-func modelEvents(t *testing.T, n, visitors int, start time.Time, span time.Duration, seed uint64) []event.Event {
+func modelEvents(t testing.TB, n, visitors int, start time.Time, span time.Duration, seed uint64) []event.Event {
 	t.Helper()
 	m := loadgen.NewModel(loadgen.ModelConfig{Visitors: visitors, Seed: seed})
 	out := make([]event.Event, 0, n)

@@ -63,33 +63,44 @@ type view struct {
 	marks  []*marks // per partition; nil when the tenant has no rollups there
 	// hits holds, per partition, the hits not yet folded into buckets.
 	hits [][]Hit
+	// pending holds, per partition, the sections its hits make, by range
+	// and section, built on first use (a breakdown reads its section
+	// twice). A partition's map is used only by the goroutine reading the
+	// partition.
+	pending []map[pendingKey][2][]byte
+}
+
+type pendingKey struct {
+	from, to int64
+	s        int
 }
 
 func (q *Querier) open(tenant string) (*view, error) {
-	v := &view{q: q, snap: q.store.NewSnapshot(), tenant: tenant, pol: q.policy(tenant)}
-	for p := 0; p < q.partitions; p++ {
+	v := &view{q: q, snap: q.store.NewSnapshot(), tenant: tenant, pol: q.policy(tenant),
+		marks: make([]*marks, q.partitions), hits: make([][]Hit, q.partitions),
+		pending: make([]map[pendingKey][2][]byte, q.partitions)}
+	// The partitions' marks and unfolded hits, read on every core: decoding
+	// a live tenant's hit logs is much of a short report's time.
+	err := v.parallel(context.Background(), func(_, p int) error {
 		b, err := store.Get(v.snap, newKeys(p).marks(tenant))
 		if err != nil {
-			_ = v.snap.Close()
-			return nil, fmt.Errorf("reading rollup marks: %w", err)
+			return fmt.Errorf("reading rollup marks: %w", err)
 		}
 		m := decodeMarks(b)
-		v.marks = append(v.marks, m)
-		var hits []Hit
+		v.marks[p] = m
 		from := uint64(0)
 		if m != nil {
 			from = m.hitFrom
 		}
-		err = eachHit(v.scan, newKeys(p), tenant, from, nil, func(h *Hit, _ int64) {
+		return eachHit(v.scan, newKeys(p), tenant, from, nil, func(h *Hit, _ int64) {
 			c := *h
 			c.Goals = slices.Clone(h.Goals)
-			hits = append(hits, c)
+			v.hits[p] = append(v.hits[p], c)
 		})
-		if err != nil {
-			_ = v.snap.Close()
-			return nil, err
-		}
-		v.hits = append(v.hits, hits)
+	})
+	if err != nil {
+		_ = v.snap.Close()
+		return nil, err
 	}
 	return v, nil
 }
@@ -97,6 +108,16 @@ func (q *Querier) open(tenant string) (*view, error) {
 // pendingSection encodes section s of the bucket that partition p's
 // unfolded hits in [from, to) make; nil if there are none.
 func (v *view) pendingSection(p, s int, from, to int64) (counts []byte, sks sketches, err error) {
+	if len(v.hits[p]) == 0 {
+		return nil, nil, nil
+	}
+	if v.pending[p] == nil {
+		v.pending[p] = map[pendingKey][2][]byte{}
+	}
+	key := pendingKey{from, to, s}
+	if enc, ok := v.pending[p][key]; ok {
+		return enc[0], enc[1], nil
+	}
 	var b *Bucket
 	for i := range v.hits[p] {
 		h := &v.hits[p][i]
@@ -106,12 +127,15 @@ func (v *view) pendingSection(p, s int, from, to int64) (counts []byte, sks sket
 		if b == nil {
 			b = &Bucket{}
 		}
-		b.add(h)
+		b.addSections(h, 1<<s) // only the section read
 	}
-	if b == nil {
-		return nil, nil, nil
+	if b != nil {
+		if counts, sks, err = b.appendSection(s); err != nil {
+			return nil, nil, err
+		}
 	}
-	return b.appendSection(s)
+	v.pending[p][key] = [2][]byte{counts, sks}
+	return counts, sks, nil
 }
 
 func (v *view) close() { _ = v.snap.Close() }

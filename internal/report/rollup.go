@@ -229,10 +229,19 @@ func (r *Rollup) place(tx Tx, tenant string, h *Hit, now int64, pol Policy) erro
 }
 
 // add counts h into b.
-func (b *Bucket) add(h *Hit) {
+func (b *Bucket) add(h *Hit) { b.addSections(h, allSections) }
+
+// allSections is the mask of every section.
+const allSections = 1<<numSecs - 1
+
+// addSections counts h into the sections of b in mask (bit s: section s),
+// for a query that reads one.
+func (b *Bucket) addSections(h *Hit, mask uint32) {
 	if h.Bot {
-		b.Total.Bots++
-		b.dirty |= 1 << secTotal
+		if mask&(1<<secTotal) != 0 {
+			b.Total.Bots++
+			b.dirty |= 1 << secTotal
+		}
 		return
 	}
 	var c Counts
@@ -247,12 +256,14 @@ func (b *Bucket) add(h *Hit) {
 		c.Sessions = 1
 	}
 	c.Bounces, c.DurationMs = h.Bounce, h.DurationMs
-	b.Total.Counts.add(&c)
-	b.dirty |= 1 << secTotal
-	if active {
-		b.Total.addVisitor(h.Visitor)
+	if mask&(1<<secTotal) != 0 {
+		b.Total.Counts.add(&c)
+		b.dirty |= 1 << secTotal
+		if active {
+			b.Total.addVisitor(h.Visitor)
+		}
 	}
-	if h.Pageview && h.Values[DimPage] != "" {
+	if h.Pageview && h.Values[DimPage] != "" && mask&(1<<dimSection(DimPage)) != 0 {
 		row := b.row(DimPage, h.Values[DimPage])
 		row.Pageviews++
 		row.addVisitor(h.Visitor)
@@ -260,7 +271,7 @@ func (b *Bucket) add(h *Hit) {
 	}
 	for d := DimEntryPage; d < dimGoal; d++ {
 		v := h.Values[d]
-		if v == "" || !sessionDim(d) {
+		if v == "" || !sessionDim(d) || mask&(1<<dimSection(d)) == 0 {
 			continue
 		}
 		row := b.row(d, v)
@@ -284,25 +295,29 @@ func (b *Bucket) add(h *Hit) {
 		}
 		b.dirty |= 1 << dimSection(d)
 	}
-	if h.Event != "" {
+	if h.Event != "" && mask&(1<<dimSection(DimEvent)) != 0 {
 		row := b.row(DimEvent, h.Event)
 		row.Events++
 		row.addVisitor(h.Visitor)
 		b.dirty |= 1 << dimSection(DimEvent)
 	}
-	if h.ExitFrom != "" {
-		b.row(DimExitPage, h.ExitFrom).Sessions--
-		b.dirty |= 1 << dimSection(DimExitPage)
+	if mask&(1<<dimSection(DimExitPage)) != 0 {
+		if h.ExitFrom != "" {
+			b.row(DimExitPage, h.ExitFrom).Sessions--
+			b.dirty |= 1 << dimSection(DimExitPage)
+		}
+		if h.Exit && h.Values[DimPage] != "" {
+			b.row(DimExitPage, h.Values[DimPage]).Sessions++
+			b.dirty |= 1 << dimSection(DimExitPage)
+		}
 	}
-	if h.Exit && h.Values[DimPage] != "" {
-		b.row(DimExitPage, h.Values[DimPage]).Sessions++
-		b.dirty |= 1 << dimSection(DimExitPage)
-	}
-	for _, g := range h.Goals {
-		row := b.row(dimGoal, g)
-		row.Events++
-		row.addVisitor(h.Visitor)
-		b.dirty |= 1 << dimSection(dimGoal)
+	if mask&(1<<dimSection(dimGoal)) != 0 {
+		for _, g := range h.Goals {
+			row := b.row(dimGoal, g)
+			row.Events++
+			row.addVisitor(h.Visitor)
+			b.dirty |= 1 << dimSection(dimGoal)
+		}
 	}
 }
 
