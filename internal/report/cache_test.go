@@ -13,9 +13,10 @@ import (
 	"github.com/contrailhq/contrail/internal/tenant"
 )
 
-// sameReports requires the reports of cached, which keeps merged buckets,
-// to be those of a querier without, over r: every breakdown in full, and
-// summaries filtered by one value of a few.
+// sameReports requires the reports of cached, which keeps merged buckets
+// and decoded hit logs, to be those of plain, a new querier without merged
+// buckets, over r: every breakdown in full, and summaries filtered by one
+// value of a few.
 func sameReports(t *testing.T, cached, plain *report.Querier, r report.Range) {
 	t.Helper()
 	ctx := context.Background()
@@ -65,14 +66,16 @@ func TestMergedBucketsAnswerAsTheRecords(t *testing.T) {
 	first = append(first, visit("solo", 0, 4*time.Hour+30*time.Minute))
 	pl.Run(first, 5)
 
-	cached, plain := pl.Querier(), pl.QuerierCache(0)
+	cached := pl.Querier()
 	r := report.Range{From: t0, To: t0.Add(5 * time.Hour)}
-	sameReports(t, cached, plain, r)
-	sameReports(t, cached, plain, r)
+	sameReports(t, cached, pl.QuerierCache(0), r)
+	sameReports(t, cached, pl.QuerierCache(0), r)
 	s := cached.CacheStats()
 	require.Positive(t, s.Entries, "merged buckets")
 	require.Positive(t, s.Hits, "a second query takes them from the cache")
 	require.Zero(t, s.Stale)
+	plain := pl.QuerierCache(0)
+	sameReports(t, plain, pl.QuerierCache(0), r)
 	require.Zero(t, plain.CacheStats().Entries, "no cache, no entries")
 
 	// Other visitors, in other partitions, whose events of 10:00 to 12:00
@@ -91,15 +94,15 @@ func TestMergedBucketsAnswerAsTheRecords(t *testing.T) {
 	}
 	pl.Run(late, 1)
 	before := cached.CacheStats().Stale
-	sameReports(t, cached, plain, r)
+	sameReports(t, cached, pl.QuerierCache(0), r)
 	require.Greater(t, cached.CacheStats().Stale, before, "the late partitions' hours fail the merged buckets' check")
-	sameReports(t, cached, plain, r)
+	sameReports(t, cached, pl.QuerierCache(0), r)
 
 	// A consolidated record deleted (as retention does) fails the check too.
 	for p := range 4 {
 		require.NoError(t, report.DropConsolidated(pl.Store, p, testTenant, 'h', t0.Add(time.Hour).Unix()))
 	}
 	before = cached.CacheStats().Stale
-	sameReports(t, cached, plain, r)
+	sameReports(t, cached, pl.QuerierCache(0), r)
 	require.Greater(t, cached.CacheStats().Stale, before, "a deleted record fails the check")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,6 +30,7 @@ type Querier struct {
 	partitions int
 	policy     func(tenant string) Policy
 	cache      *bucketCache
+	hits       hitCache
 }
 
 // NewQuerier returns a querier over partitions 0..partitions-1, with a
@@ -61,8 +63,9 @@ type view struct {
 	tenant string
 	pol    Policy
 	marks  []*marks // per partition; nil when the tenant has no rollups there
-	// hits holds, per partition, the hits not yet folded into buckets.
-	hits [][]Hit
+	// hits holds, per partition, the hits not yet folded into buckets, per
+	// hit-log record (shared with other queries: read only).
+	hits [][][]Hit
 	// pending holds, per partition, the sections its hits make, by range
 	// and section, built on first use (a breakdown reads its section
 	// twice). A partition's map is used only by the goroutine reading the
@@ -77,7 +80,7 @@ type pendingKey struct {
 
 func (q *Querier) open(tenant string) (*view, error) {
 	v := &view{q: q, snap: q.store.NewSnapshot(), tenant: tenant, pol: q.policy(tenant),
-		marks: make([]*marks, q.partitions), hits: make([][]Hit, q.partitions),
+		marks: make([]*marks, q.partitions), hits: make([][][]Hit, q.partitions),
 		pending: make([]map[pendingKey][2][]byte, q.partitions)}
 	// The partitions' marks and unfolded hits, read on every core: decoding
 	// a live tenant's hit logs is much of a short report's time.
@@ -92,17 +95,92 @@ func (q *Querier) open(tenant string) (*view, error) {
 		if m != nil {
 			from = m.hitFrom
 		}
-		return eachHit(v.scan, newKeys(p), tenant, from, nil, func(h *Hit, _ int64) {
-			c := *h
-			c.Goals = slices.Clone(h.Goals)
-			v.hits[p] = append(v.hits[p], c)
-		})
+		v.hits[p], err = v.readHits(p, from)
+		return err
 	})
 	if err != nil {
 		_ = v.snap.Close()
 		return nil, err
 	}
 	return v, nil
+}
+
+// readHits returns the records of partition p's hit log from seq from on,
+// decoded: those decoded by an earlier query from q's cache (a record is
+// written once, as one log message's hits, and only ever deleted), the
+// others now. The partition's entry in the cache is replaced by what the
+// log holds now.
+func (v *view) readHits(p int, from uint64) ([][]Hit, error) {
+	ck := hitKey{v.tenant, p}
+	known := v.q.hits.get(ck)
+	next := make(map[string][]Hit, len(known))
+	var out [][]Hit
+	var err error
+	k := newKeys(p)
+	serr := v.scan(k.hitRecord(v.tenant, from), k.hitLogEnd(v.tenant), func(key, val []byte) bool {
+		hits, ok := known[string(key)]
+		if !ok {
+			var b []byte
+			if _, _, b, err = hitRecordHeader(val); err != nil {
+				return false
+			}
+			// The hits' strings point into the record's copy.
+			err = decodeHits(bytes.Clone(b), func(h *Hit) {
+				c := *h
+				c.Goals = slices.Clone(h.Goals)
+				hits = append(hits, c)
+			})
+			if err != nil {
+				return false
+			}
+		}
+		next[string(key)] = hits
+		out = append(out, hits)
+		return true
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the rollup hit log of %s: %w", v.tenant, err)
+	}
+	v.q.hits.put(ck, next)
+	return out, nil
+}
+
+// hitKey names a tenant's hit log in a partition.
+type hitKey struct {
+	tenant string
+	p      int
+}
+
+// hitCache holds the decoded records of the hit logs that queries read
+// last, per tenant and partition. Its maps are never changed once stored.
+type hitCache struct {
+	mu   sync.Mutex
+	logs map[hitKey]map[string][]Hit
+}
+
+// maxHitLogs bounds the hit logs the cache holds; past it, it starts over.
+const maxHitLogs = 4096
+
+func (c *hitCache) get(k hitKey) map[string][]Hit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logs[k]
+}
+
+func (c *hitCache) put(k hitKey, recs map[string][]Hit) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logs == nil || len(c.logs) >= maxHitLogs {
+		c.logs = map[hitKey]map[string][]Hit{}
+	}
+	if len(recs) == 0 {
+		delete(c.logs, k)
+		return
+	}
+	c.logs[k] = recs
 }
 
 // pendingSection encodes section s of the bucket that partition p's
@@ -119,15 +197,17 @@ func (v *view) pendingSection(p, s int, from, to int64) (counts []byte, sks sket
 		return enc[0], enc[1], nil
 	}
 	var b *Bucket
-	for i := range v.hits[p] {
-		h := &v.hits[p][i]
-		if h.Time < from || h.Time >= to {
-			continue
+	for _, rec := range v.hits[p] {
+		for i := range rec {
+			h := &rec[i]
+			if h.Time < from || h.Time >= to {
+				continue
+			}
+			if b == nil {
+				b = &Bucket{}
+			}
+			b.addSections(h, 1<<s) // only the section read
 		}
-		if b == nil {
-			b = &Bucket{}
-		}
-		b.addSections(h, 1<<s) // only the section read
 	}
 	if b != nil {
 		if counts, sks, err = b.appendSection(s); err != nil {
