@@ -3,6 +3,8 @@ package report_test
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,6 +99,27 @@ func TestMergedBucketsAnswerAsTheRecords(t *testing.T) {
 	sameReports(t, cached, pl.QuerierCache(0), r)
 	require.Greater(t, cached.CacheStats().Stale, before, "the late partitions' hours fail the merged buckets' check")
 	sameReports(t, cached, pl.QuerierCache(0), r)
+
+	// Queries at once on one querier share its merged buckets and decoded
+	// hit logs (run with -race): each answers as a new querier does.
+	want, err := pl.QuerierCache(0).Top(context.Background(), testTenant, report.DimPage, r, nil, 0)
+	require.NoError(t, err)
+	shared := pl.Querier()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			got, err := shared.Top(context.Background(), testTenant, report.DimPage, r, nil, 0)
+			if err == nil && !reflect.DeepEqual(want, got) {
+				err = fmt.Errorf("query %d: %v, want %v", i, got, want)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
 
 	// A consolidated record deleted (as retention does) fails the check too.
 	for p := range 4 {
