@@ -82,9 +82,12 @@ type Rollup struct {
 	listed bool
 	now    int64 // the partition's clock, Unix seconds
 	nowSet bool
-	// settled is the minute of the clock the last settle ran at.
-	settled int64
-	hit     Hit // decoding buffer
+	// settled is the minute of the clock the last settle ran at;
+	// recordsRead says records holds what the run before left (see
+	// settle).
+	settled     int64
+	recordsRead bool
+	hit         Hit // decoding buffer
 }
 type bucketID struct {
 	tenant string
@@ -142,7 +145,7 @@ func (r *Rollup) Reset() {
 	clear(r.delta)
 	clear(r.records)
 	clear(r.marks)
-	r.listed, r.nowSet = false, false
+	r.listed, r.nowSet, r.recordsRead = false, false, false
 }
 
 func (r *Rollup) clock(tx Tx) (int64, error) {
@@ -410,6 +413,12 @@ func (r *Rollup) settle(tx Tx) error {
 		return nil
 	}
 	r.settled = floorMinute(r.now)
+	if !r.recordsRead {
+		if err := r.readRecords(tx); err != nil {
+			return err
+		}
+		r.recordsRead = true
+	}
 	ids := make([]bucketID, 0, len(r.records))
 	for id, n := range r.records {
 		if id.start+60+minuteSettle > r.now {
@@ -425,6 +434,26 @@ func (r *Rollup) settle(tx Tx) error {
 	for _, id := range ids {
 		if err := r.consolidate(tx, id, &Bucket{}); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// readRecords counts, after a restart, the records of every tenant's
+// minutes of the last two hours of the clock: a run that stopped left
+// the fold records of the minutes it had not settled yet. Compaction has
+// listed the partition's tenants by then. The counts replace those of
+// this run so far, which the scan sees too.
+func (r *Rollup) readRecords(tx Tx) error {
+	clear(r.records)
+	lo := floorHour(r.now) - 3600
+	for t := range r.marks {
+		err := tx.Scan(r.keys.section(t, secTotal, resMinute, lo), r.keys.section(t, secTotal, resMinute, r.now+1), func(k, _ []byte) bool {
+			r.records[bucketID{t, resMinute, int64(binary.BigEndian.Uint64(k[len(k)-16:]))}]++
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("counting the minute records of %s: %w", t, err)
 		}
 	}
 	return nil
