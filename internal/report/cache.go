@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"sync"
 	"time"
@@ -24,12 +25,20 @@ import (
 // in every partition takes the counts from there, and reads per partition
 // only the records written since, and the winners' sketches.
 //
+// A minute's consolidated record is not written once: a late event of a
+// settled minute makes the next fold merge it into the record again. But
+// a minute is small, and a report of the last hour reads 60 of them in
+// every partition on every refresh; so settled minutes are merged too,
+// and checked by a hash of their records rather than their length.
+//
 // A merged bucket is checked against every query's snapshot: each
-// partition that reads the bucket must hold exactly the consolidated
-// records it was merged from, of the same lengths. A record compacted
-// since (a partition that was behind), or deleted by retention, fails the
-// query's check: the query drops the merged buckets it used and reads
-// again without them.
+// partition must hold exactly the consolidated records it was merged
+// from, of the same lengths (and, for a minute, the same hash). A record
+// rewritten by a late event or deleted by retention fails the query's
+// check: the query drops the merged buckets it used and reads again
+// without them. A record the bucket was merged without (the partition had
+// none then: a minute settled since, or a partition's first events came
+// late) is read as the records written since are.
 
 // DefaultCacheBytes is the default bound of a Querier's merged buckets.
 const DefaultCacheBytes = 128 << 20
@@ -57,8 +66,10 @@ type merged struct {
 	// rows holds per partition, per value, the value's row in the
 	// partition's record (-1: none); nil if the partition has no record.
 	rows [][]int32
-	// lens holds per partition the length of its record (-1: none).
+	// lens holds per partition the length of its record (-1: none), and
+	// sums, for a minute, its hash.
 	lens  []int
+	sums  []uint64
 	bytes int64
 
 	// mu guards visitors: the merged registers of the values queries
@@ -346,10 +357,12 @@ func (v *view) share(ctx context.Context, s int, from, to int64) (*shared, error
 		}
 		with++
 		for _, sp := range plan(from, to, m, loc) {
+			lo := sp.lo
 			if sp.res == resMinute {
-				continue
+				// A span's minutes are those starting in it.
+				lo = floorMinute(lo + 59)
 			}
-			for t := sp.lo; t < sp.hi; t = nextStart(sp.res, t, loc) {
+			for t := lo; t < sp.hi; t = nextStart(sp.res, t, loc) {
 				ref := bucketRef{sp.res, t}
 				if with == 1 {
 					refs = append(refs, ref)
@@ -440,6 +453,9 @@ func (v *view) mergeBucket(s int, ref bucketRef) (*merged, error) {
 	n := len(v.marks)
 	m := &merged{key: cacheKey{v.tenant, s, ref}, tally: tally{index: map[string]int32{}},
 		rows: make([][]int32, n), lens: make([]int, n)}
+	if ref.res == resMinute {
+		m.sums = make([]uint64, n)
+	}
 	byRow := make([][]int32, n) // per partition, per row: the value's index
 	for p := range n {
 		m.lens[p] = -1
@@ -454,6 +470,9 @@ func (v *view) mergeBucket(s int, ref bucketRef) (*merged, error) {
 			return nil, fmt.Errorf("reading rollups: %w", err)
 		}
 		m.lens[p] = len(b)
+		if ref.res == resMinute {
+			m.sums[p] = v.q.recordSum(b)
+		}
 		err = eachRow(b, func(_ int, val []byte, c *Counts) error {
 			byRow[p] = append(byRow[p], m.add(val, c))
 			return nil
@@ -493,5 +512,17 @@ func (m *merged) size() int64 {
 	for _, r := range m.rows {
 		n += 24 + 4*int64(len(r))
 	}
-	return n + 8*int64(len(m.lens))
+	return n + 8*int64(len(m.lens)+len(m.sums))
+}
+
+// recordSum is the hash that checks a minute's merged record.
+func (q *Querier) recordSum(b []byte) uint64 { return maphash.Bytes(q.seed, b) }
+
+// matches reports whether partition p's consolidated record val is the one
+// m was merged from.
+func (m *merged) matches(q *Querier, p int, val []byte) bool {
+	if m.lens[p] != len(val) {
+		return false
+	}
+	return m.sums == nil || m.sums[p] == q.recordSum(val)
 }

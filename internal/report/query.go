@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"slices"
 	"sync"
@@ -31,12 +32,13 @@ type Querier struct {
 	policy     func(tenant string) Policy
 	cache      *bucketCache
 	hits       hitCache
+	seed       maphash.Seed // of recordSum
 }
 
 // NewQuerier returns a querier over partitions 0..partitions-1, with a
 // cache of merged buckets of at most cacheBytes (none if 0; see cache.go).
 func NewQuerier(s *store.Store, partitions int, policy func(tenant string) Policy, cacheBytes int64) *Querier {
-	return &Querier{store: s, partitions: partitions, policy: policy, cache: newBucketCache(cacheBytes)}
+	return &Querier{store: s, partitions: partitions, policy: policy, cache: newBucketCache(cacheBytes), seed: maphash.MakeSeed()}
 }
 
 // Range is the half-open time range [From, To).
@@ -377,12 +379,15 @@ func (v *view) eachSpan(k keys, p, s int, sp span, withSketches bool, sh *shared
 		sit.First()
 	}
 	for it.First(); it.Valid(); it.Next() {
-		if sh != nil && sp.res != resMinute {
+		if sh != nil {
 			key := it.Key()
 			if binary.BigEndian.Uint64(key[len(key)-8:]) == 0 {
 				ref := bucketRef{sp.res, int64(binary.BigEndian.Uint64(key[len(key)-16:]))}
-				if m := sh.buckets[ref]; m != nil {
-					if m.lens[p] != len(it.Value()) {
+				// A record the bucket was merged without (the partition
+				// had none then: it settled, or its first events came
+				// late) is read as any other.
+				if m := sh.buckets[ref]; m != nil && m.lens[p] >= 0 {
+					if !m.matches(v.q, p, it.Value()) {
 						return errStale
 					}
 					*seen++
