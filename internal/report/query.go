@@ -80,13 +80,13 @@ type pendingKey struct {
 	s        int
 }
 
-func (q *Querier) open(tenant string) (*view, error) {
+func (q *Querier) open(ctx context.Context, tenant string) (*view, error) {
 	v := &view{q: q, snap: q.store.NewSnapshot(), tenant: tenant, pol: q.policy(tenant),
 		marks: make([]*marks, q.partitions), hits: make([][][]Hit, q.partitions),
 		pending: make([]map[pendingKey][2][]byte, q.partitions)}
 	// The partitions' marks and unfolded hits, read on every core: decoding
 	// a live tenant's hit logs is much of a short report's time.
-	err := v.parallel(context.Background(), func(_, p int) error {
+	err := v.parallel(ctx, func(_, p int) error {
 		b, err := store.Get(v.snap, newKeys(p).marks(tenant))
 		if err != nil {
 			return fmt.Errorf("reading rollup marks: %w", err)
@@ -474,7 +474,7 @@ func secs(t time.Time) int64 { return t.Unix() }
 
 // Summary returns the headline numbers of tenant over r.
 func (q *Querier) Summary(ctx context.Context, tenant string, r Range, f *Filter) (Summary, error) {
-	v, err := q.open(tenant)
+	v, err := q.open(ctx, tenant)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -573,7 +573,7 @@ func (q *Querier) Timeseries(ctx context.Context, tenant string, metric Metric, 
 	default:
 		return nil, fmt.Errorf("unknown metric %q", metric)
 	}
-	v, err := q.open(tenant)
+	v, err := q.open(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func (q *Querier) Top(ctx context.Context, tenant string, d Dim, r Range, f *Fil
 	if f != nil && f.Dim != d {
 		return nil, fmt.Errorf("%w: a breakdown by %s cannot be filtered by %s (only by one of its own values)", ErrUnsupportedFilter, d, f.Dim)
 	}
-	v, err := q.open(tenant)
+	v, err := q.open(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +295,7 @@ type GoalRow struct {
 
 // Goals returns the conversions of the named goals over r, in order.
 func (q *Querier) Goals(ctx context.Context, tenant string, goals []string, r Range) ([]GoalRow, error) {
-	v, err := q.open(tenant)
+	v, err := q.open(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
