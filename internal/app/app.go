@@ -187,6 +187,7 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 		return err
 	}
 	if n.state != nil {
+		reg.MustRegister(store.NewCollector(n.state))
 		if n.cfg.Log.NATSURL != "" {
 			n.procNC, err = eventlog.Connect(n.cfg.Log.NATSURL, "contrail-"+n.cfg.NodeName+"-shards")
 		} else {
