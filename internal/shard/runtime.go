@@ -182,6 +182,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return
 				}
+				if errors.Is(err, errRegroup) {
+					continue
+				}
 				if s.position.Load() > before {
 					backoff = minBackoff // it made progress: the error is not a persistent one
 				}
@@ -295,7 +298,9 @@ type shardMetrics struct {
 	lag          *prometheus.GaugeVec     // stream, partition
 	applySeconds *prometheus.HistogramVec // stream
 	endToEnd     *prometheus.HistogramVec // stream
-	outboxWrites *prometheus.CounterVec   // stream
+	// groupMessages is the number of log messages per commit.
+	groupMessages *prometheus.HistogramVec // stream
+	outboxWrites  *prometheus.CounterVec   // stream
 
 	parked        *prometheus.CounterVec   // stream, tenant, reason
 	replayed      *prometheus.CounterVec   // stream, tenant
@@ -329,7 +334,7 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 			Name: "contrail_shard_lag_messages", Help: "Log messages of the partition stored after the last one applied.",
 		}, []string{"stream", "partition"}),
 		applySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "contrail_shard_apply_duration_seconds", Help: "Time to process and commit one log message.",
+			Name: "contrail_shard_apply_duration_seconds", Help: "Time to process and commit one commit group (one log message, or several while the shard is behind).",
 			Buckets: metrics.LatencyBuckets,
 		}, []string{"stream"}),
 		endToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -337,6 +342,10 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 			Buckets: metrics.LatencyBuckets,
 		}, []string{"stream"}),
 	}
+	m.groupMessages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "contrail_shard_commit_messages", Help: "Log messages applied per commit: above 1 while a shard is behind and groups what its reader holds.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32},
+	}, []string{"stream"})
 	m.outboxWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "contrail_outbox_writes_total", Help: "External effects written to the persistent outbox because the senders lagged, by input stream.",
 	}, []string{"stream"})
@@ -360,6 +369,6 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 		Name: "contrail_processing_paused", Help: "1 while processing is paused on this node (contrail bench catchup).",
 	})
 	reg.MustRegister(m.parked, m.replayed, m.backlog, m.tenantLatency, m.tenantLag, m.paused)
-	reg.MustRegister(m.outboxWrites, m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
+	reg.MustRegister(m.groupMessages, m.outboxWrites, m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
 	return m
 }

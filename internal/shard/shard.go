@@ -84,7 +84,11 @@ type shard struct {
 	shares     shares
 	park       parking
 	mainWeight int
-	tenantRecv map[string]time.Time // per message: each tenant's last receivedAt
+	tenantRecv map[string]time.Time // per commit: each tenant's last receivedAt
+	weighed    map[string]bool      // per message: the tenants counted in mainWeight
+	// groupStop, when not 0, ends commit groups before that sequence: the
+	// message there went to DEAD whole and must open its group.
+	groupStop uint64
 	// backlogShown is what the shard added to the backlog gauge, per tenant.
 	backlogShown map[string]int64
 	// cost is what the last message cost the scheduler: events applied,
@@ -173,6 +177,7 @@ func (s *shard) run(ctx context.Context) error {
 	s.publishParked()
 	s.park = parking{index: map[string]int{}, undo: map[string]*episode{}}
 	s.tenantRecv = map[string]time.Time{}
+	s.weighed = map[string]bool{}
 	s.mainWeight = 1
 	s.fresh = true
 	for t, ep := range s.eps {
@@ -268,7 +273,7 @@ func (s *shard) step(ctx context.Context, tx *Tx, out *outbox, src *source, m ev
 		}
 	}()
 	if src.tenant == "" {
-		return s.apply(ctx, tx, out, m, &held)
+		return s.apply(ctx, tx, out, src, m, &held)
 	}
 	return s.replay(ctx, tx, out, src.tenant, m, &held)
 }
@@ -296,19 +301,70 @@ func (s *shard) syncReplays(ctx context.Context, sc *sched) {
 	}
 }
 
-// apply processes one log message of the partition and commits its
-// effects with the position. Events of tenants being parked go to PARKED
-// instead. held says whether the shard holds a worker; apply lets it go
-// while it waits for the senders.
-func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Message, held *bool) error {
+// apply processes a commit group: log message m of the partition and the
+// ones after it that src already holds (see groupNext), and commits their
+// effects with the position of the last, in one batch. Events of tenants
+// being parked go to PARKED instead. held says whether the shard holds a
+// worker; apply lets it go while it waits for the senders.
+func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m eventlog.Message, held *bool) error {
 	start := time.Now()
-	s.cost = 1
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
 	tx.begin(s.rt.deps.Store, batch)
-	out.reset()
 	s.park.reset()
 	clear(s.tenantRecv)
+	s.cost = 0
+	var spill []External
+	msgs, events, age := 0, 0, time.Duration(0)
+	for {
+		n, sp, err := s.applyMessage(ctx, tx, out, &batch, m, held, msgs == 0)
+		if err != nil {
+			return err
+		}
+		spill = append(spill, sp...)
+		if msgs == 0 {
+			age = s.rt.now().Sub(m.Time)
+		}
+		msgs++
+		events += n
+		next, ok := s.groupNext(src, msgs, events, start)
+		if !ok {
+			break
+		}
+		m = next
+	}
+	if err := s.flush(ctx, tx, m.Seq, events); err != nil {
+		return err
+	}
+	tx.reset(m.Seq, events)
+	s.startOverflow(tx, m.Seq, age)
+	tx.apply()
+	if err := s.commit(tx, batch, m.Seq, m.Pending, start); err != nil {
+		return err
+	}
+	s.rt.metrics.groupMessages.WithLabelValues(s.stream).Observe(float64(msgs))
+	s.fresh = false
+	for _, g := range s.park.groups {
+		s.rt.metrics.parked.WithLabelValues(s.stream, g.tenant, s.eps[g.tenant].Reason).Add(float64(g.count))
+		s.setBacklog(g.tenant, s.eps[g.tenant].Backlog)
+	}
+	if len(s.park.groups) > 0 || len(s.park.undo) > 0 {
+		s.publishParked()
+	}
+	if len(spill) > 0 && s.rt.deps.Sender != nil {
+		s.rt.deps.Sender.Spilled(s.stream, s.partition, spill)
+	}
+	return nil
+}
+
+// applyMessage applies one log message of a commit group: it processes
+// its events (or parks them), publishes its outputs and hands its
+// external effects over, and returns how many events it held and the
+// effects spilled to the outbox. first says it opens the group: only then
+// may it start parking a tenant, or go to DEAD whole (groupNext keeps
+// messages that would out of the rest of a group).
+func (s *shard) applyMessage(ctx context.Context, tx *Tx, out *outbox, batch **pebble.Batch, m eventlog.Message, held *bool, first bool) (int, []External, error) {
+	out.reset()
 	// An output of another shard already applied (a replay upstream, past
 	// JetStream's dedup window) is dropped whole; the high-water mark
 	// commits with the message's effects.
@@ -316,14 +372,14 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	switch dup, err := tx.Duplicate(m.MsgID); {
 	case errors.Is(err, ErrBadOutputID): // a collector's append
 	case err != nil:
-		return err
+		return 0, nil, err
 	case dup:
 		s.rt.metrics.duplicates.WithLabelValues(s.stream).Inc()
-		return s.commit(tx, batch, m.Seq, m.Pending, start)
+		s.cost++
+		return 0, nil, nil
 	default:
 		tx.apply()
 	}
-	age := s.rt.now().Sub(m.Time)
 	var dead []Output
 	idx := 0
 	weights := 0
@@ -333,6 +389,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	var tenant string
 	var lastRecv time.Time
 	run, diverted := 0, false
+	clear(s.weighed)
 	endRun := func() {
 		if run == 0 {
 			return
@@ -353,7 +410,8 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 			if diverted, err = s.parks(tenant, &m); err != nil {
 				return err
 			}
-			if _, seen := s.tenantRecv[tenant]; !seen && !diverted {
+			if !s.weighed[tenant] && !diverted {
+				s.weighed[tenant] = true
 				weights += s.weight(tenant)
 			}
 		}
@@ -376,9 +434,15 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	})
 	endRun()
 	if bad, err := s.unreadable(ctx, m, err); err != nil {
-		return err
+		return 0, nil, err
 	} else if bad != nil {
-		batch = s.discard(tx, out, batch)
+		if !first {
+			// Its events are in the group's batch and the processor's
+			// memory with the others': redo the group without it.
+			s.groupStop = m.Seq
+			return 0, nil, errRegroup
+		}
+		*batch = s.discard(tx, out, *batch)
 		s.rollback()
 		s.park.reset()
 		clear(s.tenantRecv)
@@ -389,15 +453,14 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 	for _, g := range s.park.groups {
 		parked += g.count
 	}
-	s.cost = idx - parked + (parked+15)/16
-	outputs := out.outputs()
-	if err := s.publish(ctx, s.stage, m.Seq, outputs, dead); err != nil {
-		return err
+	s.cost += idx - parked + (parked+15)/16
+	if err := s.publish(ctx, s.stage, m.Seq, out.outputs(), dead); err != nil {
+		return 0, nil, err
 	}
 	if len(s.park.groups) > 0 {
 		msgs := s.park.outputs(s.stream, s.partition, m.Seq)
 		if err := publishOutputs(ctx, s.rt.deps.Publisher, "park.", s.stage, s.partition, m.Seq, msgs); err != nil {
-			return err
+			return 0, nil, err
 		}
 		tx.reset(m.Seq, idx)
 		for _, g := range s.park.groups {
@@ -408,28 +471,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, m eventlog.Messa
 		}
 		tx.apply()
 	}
-	if err := s.flush(ctx, tx, m.Seq, idx); err != nil {
-		return err
-	}
-	tx.reset(m.Seq, idx)
-	s.startOverflow(tx, m.Seq, age)
-	tx.apply()
-	spill := s.handOver(ctx, tx, out.externals, held)
-	if err := s.commit(tx, batch, m.Seq, m.Pending, start); err != nil {
-		return err
-	}
-	s.fresh = false
-	for _, g := range s.park.groups {
-		s.rt.metrics.parked.WithLabelValues(s.stream, g.tenant, s.eps[g.tenant].Reason).Add(float64(g.count))
-		s.setBacklog(g.tenant, s.eps[g.tenant].Backlog)
-	}
-	if len(s.park.groups) > 0 || len(s.park.undo) > 0 {
-		s.publishParked()
-	}
-	if len(spill) > 0 && s.rt.deps.Sender != nil {
-		s.rt.deps.Sender.Spilled(s.stream, s.partition, spill)
-	}
-	return nil
+	return idx, s.handOver(ctx, tx, out.externals, held), nil
 }
 
 // replay applies one PARKED message of tenant and commits its effects
@@ -668,6 +710,9 @@ func (s *shard) commit(tx *Tx, batch *pebble.Batch, seq, pending uint64, start t
 	}
 	s.committed = s.rt.commits.Add(1)
 	s.advance(seq)
+	if s.groupStop != 0 && seq >= s.groupStop {
+		s.groupStop = 0
+	}
 	if seq > 0 {
 		p := strconv.Itoa(s.partition)
 		s.rt.metrics.position.WithLabelValues(s.stream, p).Set(float64(seq))
