@@ -1,11 +1,17 @@
 package shard
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/contrailhq/contrail/internal/event"
 	"github.com/contrailhq/contrail/internal/eventlog"
+	"github.com/contrailhq/contrail/internal/store"
 )
 
 // Commit groups. A shard that is behind applies the log messages its
@@ -31,8 +37,7 @@ import (
 // events and time, so that a commit and the waiters on it (WaitApplied)
 // are not held back long. Messages whose handling depends on decisions a
 // replay must repeat (parking, see deciding; a paused tenant's events)
-// are not grouped: a message that starts parking a tenant opens a group
-// and closes it.
+// are grouped only as extent and mark allow.
 const (
 	maxGroupMessages = 32
 	maxGroupEvents   = 4096
@@ -49,7 +54,7 @@ var errRegroup = errors.New("shard: a message inside a commit group is unreadabl
 // takes and may not add becomes src's head again.
 func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (eventlog.Message, bool) {
 	if src == nil || src.tenant != "" || msgs >= maxGroupMessages || events >= maxGroupEvents ||
-		time.Since(start) >= maxGroupTime || len(s.park.groups) > 0 || len(s.park.undo) > 0 || s.deciding() {
+		time.Since(start) >= maxGroupTime || len(s.parkedNow) > 0 || len(s.park.undo) > 0 || s.deciding() {
 		return eventlog.Message{}, false
 	}
 	var m eventlog.Message
@@ -58,7 +63,7 @@ func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (event
 	default:
 		return m, false
 	}
-	if m.Seq <= s.position.Load() || (s.groupStop != 0 && m.Seq >= s.groupStop) || s.parksAny(m) {
+	if m.Seq <= s.position.Load() || (s.groupStop != 0 && m.Seq >= s.groupStop) || s.parksAny(m, false) {
 		src.head = &m
 		return eventlog.Message{}, false
 	}
@@ -67,11 +72,13 @@ func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (event
 	return m, true
 }
 
-// parksAny reports whether a message would park a tenant's events: a
-// tenant paused when the log stored it. Such a message must open a group
-// (see parks).
-func (s *shard) parksAny(m eventlog.Message) bool {
-	if s.rt.deps.Tenants == nil {
+// parksAny reports whether a message may start parking a tenant: one
+// paused when the log stored it and not parked yet. Such a message must
+// open a group (see parks). With decode, it also reads every event, and
+// reports a message that cannot be read: it goes to DEAD whole, which
+// only the first message of a group may.
+func (s *shard) parksAny(m eventlog.Message, decode bool) bool {
+	if s.rt.deps.Tenants == nil && !decode {
 		return false
 	}
 	var tenant []byte
@@ -83,15 +90,101 @@ func (s *shard) parksAny(m eventlog.Message) bool {
 		}
 		if tenant == nil || string(tb) != string(tenant) {
 			tenant = tb
-			if s.rt.deps.Tenants.PausedAt(string(tb), m.Time) {
+			if ep := s.eps[string(tb)]; (ep == nil || !ep.Active) && s.rt.deps.Tenants != nil &&
+				s.rt.deps.Tenants.PausedAt(string(tb), m.Time) {
 				parks = true
 				return errStopScan
 			}
 		}
+		if decode {
+			return event.DecodeRecord(rec, &s.scratch)
+		}
 		return nil
 	})
-	// An unreadable message opens its group too: it goes to DEAD whole.
 	return parks || (err != nil && !errors.Is(err, errStopScan))
+}
+
+// extent chooses the commit group that starts with m while parking
+// decisions are in play (see deciding): m and the messages src already
+// holds, up to the limits and the source's share of the scheduler's
+// round, none of which may start parking a tenant or be unreadable. After
+// a restart, the group marked before it is redone whole, waiting for its
+// messages: see mark.
+func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]eventlog.Message, error) {
+	group := append(s.group[:0], m)
+	defer func() { s.group = group[:0] }()
+	if to := s.markedTo; to > s.position.Load() {
+		s.markedTo = 0
+		for group[len(group)-1].Seq < to {
+			var next eventlog.Message
+			select {
+			case next = <-src.ch:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if next.Seq > to {
+				src.head = &next
+				break
+			}
+			s.pending.Store(next.Pending)
+			s.last.Store(next.Seq)
+			group = append(group, next)
+		}
+		return slices.Clone(group), nil
+	}
+	if s.parksAny(m, true) {
+		return slices.Clone(group), nil
+	}
+	events, budget := event.Count(m.Data), min(maxGroupEvents, max(src.deficit, 1))
+	for len(group) < maxGroupMessages && events < budget {
+		var next eventlog.Message
+		select {
+		case next = <-src.ch:
+		default:
+			return slices.Clone(group), nil
+		}
+		if s.groupStop != 0 && next.Seq >= s.groupStop || s.parksAny(next, true) {
+			src.head = &next
+			break
+		}
+		s.pending.Store(next.Pending)
+		s.last.Store(next.Seq)
+		group = append(group, next)
+		events += event.Count(next.Data)
+	}
+	return slices.Clone(group), nil
+}
+
+// mark prepares a group while parking decisions are in play. Such a
+// decision (an overflow episode starting, see startOverflow) is taken at
+// the end of a group and depends on timing, so a group redone after a
+// crash must end where the first attempt did: the first attempt may have
+// published the outputs of its messages, and a redo that ended earlier
+// could park, after its end, the events the first attempt applied and
+// published. So the last sequence of a group of several messages is
+// written and synced before the group starts (the one sync, which also
+// makes the earlier commits durable, as settle does), and a restarted
+// shard's first group ends exactly there (extent). A group of one
+// message needs no mark: settle.
+func (s *shard) mark(group []eventlog.Message) error {
+	if len(group) == 1 {
+		return s.settle()
+	}
+	n := s.rt.commits.Load() // these commits are in the WAL before the sync below
+	b := s.rt.deps.Store.NewBatch()
+	defer func() { _ = b.Close() }()
+	if err := store.PutUint64(b, store.GroupKey(s.stream, s.partition), group[len(group)-1].Seq); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("marking a commit group: %w", err)
+	}
+	s.rt.metrics.marks.WithLabelValues(s.stream).Inc()
+	for {
+		if d := s.rt.durable.Load(); d >= n || s.rt.durable.CompareAndSwap(d, n) {
+			return nil
+		}
+	}
 }
 
 var errStopScan = errors.New("stop")

@@ -322,7 +322,8 @@ func (s *shard) startOverflow(tx *Tx, seq uint64, age time.Duration) {
 	if !s.rt.cfg.Fair || age <= s.rt.cfg.FairLag {
 		return
 	}
-	for tenant := range s.tenantRecv {
+	for _, r := range s.recvs {
+		tenant := r.tenant
 		if ep := s.eps[tenant]; ep != nil && ep.Active || !s.shares.over(tenant, s.weight) {
 			continue
 		}

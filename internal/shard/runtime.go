@@ -300,7 +300,9 @@ type shardMetrics struct {
 	endToEnd     *prometheus.HistogramVec // stream
 	// groupMessages is the number of log messages per commit.
 	groupMessages *prometheus.HistogramVec // stream
-	outboxWrites  *prometheus.CounterVec   // stream
+	// marks counts the synced marks of commit groups (see shard.mark).
+	marks        *prometheus.CounterVec // stream
+	outboxWrites *prometheus.CounterVec // stream
 
 	parked        *prometheus.CounterVec   // stream, tenant, reason
 	replayed      *prometheus.CounterVec   // stream, tenant
@@ -346,6 +348,9 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 		Name: "contrail_shard_commit_messages", Help: "Log messages applied per commit: above 1 while a shard is behind and groups what its reader holds.",
 		Buckets: []float64{1, 2, 4, 8, 16, 32},
 	}, []string{"stream"})
+	m.marks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "contrail_shard_group_marks_total", Help: "Commit groups of several messages marked with a sync before they start, while parking decisions are in play (fair scheduling, parked tenants).",
+	}, []string{"stream"})
 	m.outboxWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "contrail_outbox_writes_total", Help: "External effects written to the persistent outbox because the senders lagged, by input stream.",
 	}, []string{"stream"})
@@ -369,6 +374,6 @@ func newShardMetrics(reg prometheus.Registerer) *shardMetrics {
 		Name: "contrail_processing_paused", Help: "1 while processing is paused on this node (contrail bench catchup).",
 	})
 	reg.MustRegister(m.parked, m.replayed, m.backlog, m.tenantLatency, m.tenantLag, m.paused)
-	reg.MustRegister(m.groupMessages, m.outboxWrites, m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
+	reg.MustRegister(m.groupMessages, m.marks, m.outboxWrites, m.processed, m.dead, m.outputs, m.duplicates, m.restarts, m.position, m.lag, m.applySeconds, m.endToEnd)
 	return m
 }

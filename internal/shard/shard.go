@@ -84,8 +84,20 @@ type shard struct {
 	shares     shares
 	park       parking
 	mainWeight int
-	tenantRecv map[string]time.Time // per commit: each tenant's last receivedAt
-	weighed    map[string]bool      // per message: the tenants counted in mainWeight
+	tenantRecv map[string]time.Time // per message: each tenant's last receivedAt
+	// recvs is, per message of the commit and tenant, the receivedAt of
+	// the tenant's last event applied; lastRecvs, per message, the
+	// latest. The commit observes the latencies from them.
+	recvs     []tenantRecv
+	lastRecvs []time.Time
+	weighed   map[string]bool    // per message: the tenants counted in mainWeight
+	parkedNow map[string]int     // per commit: the events parked, by tenant
+	group     []eventlog.Message // extent's buffer
+	scratch   event.Event        // parksAny's decoding
+	// markedTo, when past the position, is the last message of a group
+	// marked before a restart: the first group must end exactly there
+	// (see mark).
+	markedTo uint64
 	// groupStop, when not 0, ends commit groups before that sequence: the
 	// message there went to DEAD whole and must open its group.
 	groupStop uint64
@@ -178,6 +190,10 @@ func (s *shard) run(ctx context.Context) error {
 	s.park = parking{index: map[string]int{}, undo: map[string]*episode{}}
 	s.tenantRecv = map[string]time.Time{}
 	s.weighed = map[string]bool{}
+	s.parkedNow = map[string]int{}
+	if s.markedTo, err = store.GetUint64(s.rt.deps.Store.DB(), store.GroupKey(s.stream, s.partition)); err != nil {
+		return err
+	}
 	s.mainWeight = 1
 	s.fresh = true
 	for t, ep := range s.eps {
@@ -258,7 +274,17 @@ func (s *shard) run(ctx context.Context) error {
 
 // step applies one message on a worker.
 func (s *shard) step(ctx context.Context, tx *Tx, out *outbox, src *source, m eventlog.Message) error {
-	if s.deciding() {
+	var group []eventlog.Message
+	switch {
+	case s.deciding() && src.tenant == "":
+		var err error
+		if group, err = s.extent(ctx, src, m); err != nil {
+			return err
+		}
+		if err := s.mark(group); err != nil {
+			return err
+		}
+	case s.deciding():
 		if err := s.settle(); err != nil {
 			return err
 		}
@@ -273,7 +299,7 @@ func (s *shard) step(ctx context.Context, tx *Tx, out *outbox, src *source, m ev
 		}
 	}()
 	if src.tenant == "" {
-		return s.apply(ctx, tx, out, src, m, &held)
+		return s.apply(ctx, tx, out, src, m, group, &held)
 	}
 	return s.replay(ctx, tx, out, src.tenant, m, &held)
 }
@@ -306,27 +332,35 @@ func (s *shard) syncReplays(ctx context.Context, sc *sched) {
 // effects with the position of the last, in one batch. Events of tenants
 // being parked go to PARKED instead. held says whether the shard holds a
 // worker; apply lets it go while it waits for the senders.
-func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m eventlog.Message, held *bool) error {
+//
+// group, when not nil, is the whole group, chosen and marked beforehand
+// (see extent); without it the group grows by groupNext.
+func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m eventlog.Message, group []eventlog.Message, held *bool) error {
 	start := time.Now()
 	batch := s.rt.deps.Store.NewBatch()
 	defer func() { _ = batch.Close() }()
 	tx.begin(s.rt.deps.Store, batch)
 	s.park.reset()
-	clear(s.tenantRecv)
+	clear(s.parkedNow)
+	s.startRecvs()
 	s.cost = 0
 	var spill []External
-	msgs, events, age := 0, 0, time.Duration(0)
+	msgs, events := 0, 0
 	for {
 		n, sp, err := s.applyMessage(ctx, tx, out, &batch, m, held, msgs == 0)
 		if err != nil {
 			return err
 		}
 		spill = append(spill, sp...)
-		if msgs == 0 {
-			age = s.rt.now().Sub(m.Time)
-		}
 		msgs++
 		events += n
+		if group != nil {
+			if msgs >= len(group) {
+				break
+			}
+			m = group[msgs]
+			continue
+		}
 		next, ok := s.groupNext(src, msgs, events, start)
 		if !ok {
 			break
@@ -337,18 +371,18 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m e
 		return err
 	}
 	tx.reset(m.Seq, events)
-	s.startOverflow(tx, m.Seq, age)
+	s.startOverflow(tx, m.Seq, s.rt.now().Sub(m.Time))
 	tx.apply()
 	if err := s.commit(tx, batch, m.Seq, m.Pending, start); err != nil {
 		return err
 	}
 	s.rt.metrics.groupMessages.WithLabelValues(s.stream).Observe(float64(msgs))
 	s.fresh = false
-	for _, g := range s.park.groups {
-		s.rt.metrics.parked.WithLabelValues(s.stream, g.tenant, s.eps[g.tenant].Reason).Add(float64(g.count))
-		s.setBacklog(g.tenant, s.eps[g.tenant].Backlog)
+	for t, n := range s.parkedNow {
+		s.rt.metrics.parked.WithLabelValues(s.stream, t, s.eps[t].Reason).Add(float64(n))
+		s.setBacklog(t, s.eps[t].Backlog)
 	}
-	if len(s.park.groups) > 0 || len(s.park.undo) > 0 {
+	if len(s.parkedNow) > 0 || len(s.park.undo) > 0 {
 		s.publishParked()
 	}
 	if len(spill) > 0 && s.rt.deps.Sender != nil {
@@ -365,6 +399,8 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m e
 // messages that would out of the rest of a group).
 func (s *shard) applyMessage(ctx context.Context, tx *Tx, out *outbox, batch **pebble.Batch, m eventlog.Message, held *bool, first bool) (int, []External, error) {
 	out.reset()
+	s.park.groups = s.park.groups[:0]
+	clear(s.park.index)
 	// An output of another shard already applied (a replay upstream, past
 	// JetStream's dedup window) is dropped whole; the high-water mark
 	// commits with the message's effects.
@@ -468,9 +504,11 @@ func (s *shard) applyMessage(ctx context.Context, tx *Tx, out *outbox, batch **p
 			ep.Diverted = m.Seq
 			ep.Backlog += int64(g.count)
 			s.saveEpisode(tx, g.tenant, ep)
+			s.parkedNow[g.tenant] += g.count
 		}
 		tx.apply()
 	}
+	s.endRecvs()
 	return idx, s.handOver(ctx, tx, out.externals, held), nil
 }
 
@@ -487,7 +525,7 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 	defer func() { _ = batch.Close() }()
 	tx.begin(s.rt.deps.Store, batch)
 	out.reset()
-	clear(s.tenantRecv)
+	s.startRecvs()
 	origin, err := strconv.ParseUint(m.Headers.Get(HeaderOrigin), 10, 64)
 	if err != nil {
 		return fmt.Errorf("parked message %d of %s has no origin sequence: %w", m.Seq, tenant, err)
@@ -558,6 +596,7 @@ func (s *shard) replay(ctx context.Context, tx *Tx, out *outbox, tenant string, 
 			return err
 		}
 	}
+	s.endRecvs()
 	spill := s.handOver(ctx, tx, out.externals, held)
 	if err := s.commit(tx, batch, 0, 0, start); err != nil {
 		return err
@@ -721,19 +760,42 @@ func (s *shard) commit(tx *Tx, batch *pebble.Batch, seq, pending uint64, start t
 	s.rt.metrics.applySeconds.WithLabelValues(s.stream).Observe(time.Since(start).Seconds())
 	// Wall clock for the metrics only; processing never reads it.
 	now := s.rt.now()
-	var last time.Time
-	for t, recv := range s.tenantRecv {
-		lag := now.Sub(recv).Seconds()
-		s.rt.metrics.tenantLatency.WithLabelValues(s.stream, t).Observe(lag)
-		s.rt.metrics.tenantLag.WithLabelValues(s.stream, t).Set(lag)
-		if recv.After(last) {
-			last = recv
-		}
+	for _, r := range s.recvs {
+		lag := now.Sub(r.at).Seconds()
+		s.rt.metrics.tenantLatency.WithLabelValues(s.stream, r.tenant).Observe(lag)
+		s.rt.metrics.tenantLag.WithLabelValues(s.stream, r.tenant).Set(lag)
 	}
-	if !last.IsZero() {
+	for _, last := range s.lastRecvs {
 		s.rt.metrics.endToEnd.WithLabelValues(s.stream).Observe(now.Sub(last).Seconds())
 	}
 	return nil
+}
+
+type tenantRecv struct {
+	tenant string
+	at     time.Time
+}
+
+// startRecvs starts a commit's latency records.
+func (s *shard) startRecvs() {
+	clear(s.tenantRecv)
+	s.recvs, s.lastRecvs = s.recvs[:0], s.lastRecvs[:0]
+}
+
+// endRecvs ends a message's: each message of a group is observed with its
+// own events, as if it had committed alone.
+func (s *shard) endRecvs() {
+	var last time.Time
+	for t, at := range s.tenantRecv {
+		s.recvs = append(s.recvs, tenantRecv{tenant: t, at: at})
+		if at.After(last) {
+			last = at
+		}
+	}
+	if !last.IsZero() {
+		s.lastRecvs = append(s.lastRecvs, last)
+	}
+	clear(s.tenantRecv)
 }
 
 // settle makes every batch the shard committed so far survive a process

@@ -136,6 +136,12 @@ func (s *Store) NewSnapshot() *pebble.Snapshot { return s.db.NewSnapshot() }
 // DB returns the database, for reads outside a batch.
 func (s *Store) DB() Reader { return s.db }
 
+// GroupKey is where a shard of stream's partition p marks the last message
+// of the commit group it is applying while parking decisions are in play.
+func GroupKey(stream string, p int) []byte {
+	return []byte("\x00group/" + stream + "/" + strconv.Itoa(p))
+}
+
 // PositionKey is where a shard of stream's partition p keeps the last
 // stream sequence it applied.
 func PositionKey(stream string, p int) []byte {
