@@ -135,7 +135,12 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 	if s.parksAny(m, true) {
 		return slices.Clone(group), nil
 	}
-	events, budget := event.Count(m.Data), min(maxGroupEvents, max(src.deficit, 1))
+	// With other sources to share with, the group stays within the
+	// source's turn; alone, its deficit is not kept (sched.pick).
+	events, budget := event.Count(m.Data), maxGroupEvents
+	if src.deficit > 0 {
+		budget = min(budget, src.deficit)
+	}
 	for len(group) < maxGroupMessages && events < budget {
 		var next eventlog.Message
 		select {

@@ -63,7 +63,14 @@ func (sc *sched) fail(err error) {
 // start runs read in a goroutine that feeds a new source.
 func (sc *sched) start(ctx context.Context, tenant string, read func(ctx context.Context, fn func(eventlog.Message) error) error) *source {
 	ctx, cancel := context.WithCancel(ctx)
-	src := &source{tenant: tenant, ch: make(chan eventlog.Message, 1), cancel: cancel, done: make(chan struct{})}
+	// The partition's reader runs ahead by up to a commit group, so that
+	// a shard that is behind finds its next group waiting (extent takes
+	// only what is there); a tenant's PARKED reader by one message.
+	buf := 1
+	if tenant == "" {
+		buf = maxGroupMessages
+	}
+	src := &source{tenant: tenant, ch: make(chan eventlog.Message, buf), cancel: cancel, done: make(chan struct{})}
 	sc.wg.Go(func() {
 		defer close(src.done)
 		err := read(ctx, func(m eventlog.Message) error {

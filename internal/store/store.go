@@ -84,6 +84,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Flush writes the memtables out as sstables.
+func (s *Store) Flush() error {
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flushing pebble store: %w", err)
+	}
+	return nil
+}
+
 // NewBatch returns a write-only batch; reads go to the database (the shard
 // keeps its own overlay of the batch's writes, cheaper than an indexed batch).
 func (s *Store) NewBatch() *pebble.Batch { return s.db.NewBatch() }
