@@ -64,8 +64,8 @@ type Process struct {
 	// Fair turns on fair scheduling between tenants inside each shard:
 	// when a shard falls FairLag behind, the tenants over their weighted
 	// share are diverted to PARKED and drained by deficit round robin, so
-	// the others stay current. Off (the default until a crash-consistency
-	// problem is fixed: docs/fairness.md), a shard is plain FIFO.
+	// the others stay current. On by default; off, a shard is plain FIFO
+	// (paused tenants are still parked).
 	Fair    bool          `yaml:"fair"`
 	FairLag time.Duration `yaml:"fair_lag"`
 	// CacheBytes is the state store's block cache: the uncompressed blocks
@@ -138,7 +138,7 @@ func Default() Config {
 			MaxAge:          7 * 24 * time.Hour,
 			DuplicateWindow: 2 * time.Minute,
 		},
-		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour, FairLag: 200 * time.Millisecond, CacheBytes: store.DefaultCacheBytes, ReportCacheBytes: report.DefaultCacheBytes},
+		Process: Process{Enabled: true, DedupWindow: 24 * time.Hour, Fair: true, FairLag: 200 * time.Millisecond, CacheBytes: store.DefaultCacheBytes, ReportCacheBytes: report.DefaultCacheBytes},
 		Collect: Collect{
 			MaxBodyBytes:  4 << 20,
 			FlushBytes:    1 << 20,
@@ -261,7 +261,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Process.Enabled, "process", c.Process.Enabled, "run the visitor shards on this node (false: collector only)")
 	fs.IntVar(&c.Process.Workers, "workers", c.Process.Workers, "shards processing at once (0: one per core)")
 	fs.DurationVar(&c.Process.DedupWindow, "dedup-window", c.Process.DedupWindow, "how long a messageId is remembered for deduplication (at least 24h)")
-	fs.BoolVar(&c.Process.Fair, "fair", c.Process.Fair, "fair scheduling between tenants in each shard (experimental; false: plain FIFO)")
+	fs.BoolVar(&c.Process.Fair, "fair", c.Process.Fair, "fair scheduling between tenants in each shard (false: plain FIFO)")
 	fs.DurationVar(&c.Process.FairLag, "fair-lag", c.Process.FairLag, "how far behind a shard falls before it diverts the tenants over their share")
 	fs.Int64Var(&c.Process.CacheBytes, "cache-bytes", c.Process.CacheBytes, "block cache of the state store (visitor state and report rollups) in bytes")
 	fs.Int64Var(&c.Process.ReportCacheBytes, "report-cache-bytes", c.Process.ReportCacheBytes, "memory for report queries' merged compacted buckets in bytes (0: none)")

@@ -143,8 +143,5 @@ func startPublishing(t *testing.T, e *env, cfg shard.Config, pub shard.Publisher
 	for p := range parts {
 		rt.Add(eventlog.StreamEvents, "vis", p, counter{})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runner{rt: rt, st: st, cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(r.done); _ = rt.Run(ctx) }()
-	return r
+	return runRuntime(rt, st)
 }

@@ -62,10 +62,7 @@ func TestResetDropsCachesOnRestart(t *testing.T) {
 	require.NoError(t, err)
 	proc := &cachingCounter{cache: map[string]int{}}
 	rt.Add(eventlog.StreamEvents, "vis", 0, proc)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(runCtx) }()
-	r := &runner{rt: rt, st: st, cancel: cancel, done: done}
+	r := runRuntime(rt, st)
 	r.caughtUp(t, e)
 	defer r.stop(t)
 

@@ -395,8 +395,9 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m e
 // its events (or parks them), publishes its outputs and hands its
 // external effects over, and returns how many events it held and the
 // effects spilled to the outbox. first says it opens the group: only then
-// may it start parking a tenant, or go to DEAD whole (groupNext keeps
-// messages that would out of the rest of a group).
+// may it start parking a tenant or go to DEAD whole (groupNext and
+// extent keep such messages out of the middle of a group; one that could
+// not be told beforehand makes the group be redone without it).
 func (s *shard) applyMessage(ctx context.Context, tx *Tx, out *outbox, batch **pebble.Batch, m eventlog.Message, held *bool, first bool) (int, []External, error) {
 	out.reset()
 	s.park.groups = s.park.groups[:0]

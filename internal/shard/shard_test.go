@@ -109,6 +109,11 @@ func start(t *testing.T, e *env, pub shard.Publisher) *runner {
 	for p := range parts {
 		rt.Add(eventlog.StreamEvents, "vis", p, counter{})
 	}
+	return runRuntime(rt, st)
+}
+
+// runRuntime runs rt, whose store is st, until the runner stops.
+func runRuntime(rt *shard.Runtime, st *store.Store) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{rt: rt, st: st, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(r.done); _ = rt.Run(ctx) }()
@@ -312,10 +317,7 @@ func TestCommitGroups(t *testing.T) {
 	for p := range parts {
 		rt.Add(eventlog.StreamEvents, "vis", p, counter{})
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = rt.Run(runCtx) }()
-	r := &runner{rt: rt, st: st, cancel: cancel, done: done}
+	r := runRuntime(rt, st)
 	r.caughtUp(t, e)
 	defer r.stop(t)
 
