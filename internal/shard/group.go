@@ -60,6 +60,7 @@ func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (event
 	var m eventlog.Message
 	select {
 	case m = <-src.ch:
+		src.took(m)
 	default:
 		return m, false
 	}
@@ -119,6 +120,7 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 			var next eventlog.Message
 			select {
 			case next = <-src.ch:
+				src.took(next)
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
@@ -145,6 +147,7 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 		var next eventlog.Message
 		select {
 		case next = <-src.ch:
+			src.took(next)
 		default:
 			return slices.Clone(group), nil
 		}

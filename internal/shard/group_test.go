@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,4 +117,27 @@ type nopPublisher struct{}
 
 func (nopPublisher) Publish(context.Context, string, string, []byte, map[string]string) (uint64, error) {
 	return 0, nil
+}
+
+// TestReaderAheadIsBounded: the partition's reader holds at most
+// maxAheadBytes of messages (and one message over) however large they are.
+func TestReaderAheadIsBounded(t *testing.T) {
+	sc := newSched()
+	defer sc.close()
+	var sent atomic.Int64
+	big := make([]byte, maxAheadBytes/2)
+	src := sc.start(context.Background(), "", func(ctx context.Context, fn func(eventlog.Message) error) error {
+		for i := uint64(1); ; i++ {
+			if err := fn(eventlog.Message{Seq: i, Data: big}); err != nil {
+				return err
+			}
+			sent.Add(1)
+		}
+	})
+	require.Eventually(t, func() bool { return sent.Load() == 2 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	require.Equal(t, int64(2), sent.Load(), "the reader waits once it holds maxAheadBytes")
+	sc.fill()
+	require.NotNil(t, src.head)
+	require.Eventually(t, func() bool { return sent.Load() == 3 }, 5*time.Second, time.Millisecond)
 }

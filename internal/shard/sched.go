@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/contrailhq/contrail/internal/eventlog"
@@ -21,12 +22,20 @@ import (
 type source struct {
 	tenant string // "" for the main source
 	ch     chan eventlog.Message
-	head   *eventlog.Message
+	// ahead is the bytes of the messages in ch; the reader waits on room
+	// while it is over maxAheadBytes.
+	ahead atomic.Int64
+	room  chan struct{}
+	head  *eventlog.Message
 	// deficit is what the source may still take in its turn, in events.
 	deficit int
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
+
+// maxAheadBytes bounds what a reader holds ready beyond the consumer's
+// own buffer, whatever the size of the log messages.
+const maxAheadBytes = 4 << 20
 
 // quantum is the events a source of weight 1 may take per round.
 const quantum = 256
@@ -70,10 +79,18 @@ func (sc *sched) start(ctx context.Context, tenant string, read func(ctx context
 	if tenant == "" {
 		buf = maxGroupMessages
 	}
-	src := &source{tenant: tenant, ch: make(chan eventlog.Message, buf), cancel: cancel, done: make(chan struct{})}
+	src := &source{tenant: tenant, ch: make(chan eventlog.Message, buf), room: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	sc.wg.Go(func() {
 		defer close(src.done)
 		err := read(ctx, func(m eventlog.Message) error {
+			for src.ahead.Load() >= maxAheadBytes {
+				select {
+				case <-src.room:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			src.ahead.Add(int64(len(m.Data)))
 			select {
 			case src.ch <- m:
 				sc.poke()
@@ -120,6 +137,15 @@ func (sc *sched) close() {
 	sc.wg.Wait()
 }
 
+// took accounts for a message taken from ch.
+func (src *source) took(m eventlog.Message) {
+	src.ahead.Add(-int64(len(m.Data)))
+	select {
+	case src.room <- struct{}{}:
+	default:
+	}
+}
+
 func (src *source) name() string {
 	if src.tenant == "" {
 		return "partition"
@@ -135,6 +161,7 @@ func (sc *sched) fill() {
 		}
 		select {
 		case m := <-src.ch:
+			src.took(m)
 			src.head = &m
 		default:
 		}
