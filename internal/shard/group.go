@@ -139,9 +139,15 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 	}
 	// With other sources to share with, the group stays within the
 	// source's turn; alone, its deficit is not kept (sched.pick).
+	// A decision waits for the group's end, so a group takes at most a
+	// quarter of the fair lag by the shard's recent cost per event: a
+	// tenant over its share is parked about as soon as without groups.
 	events, budget := event.Count(m.Data), maxGroupEvents
 	if src.deficit > 0 {
 		budget = min(budget, src.deficit)
+	}
+	if s.perEvent > 0 {
+		budget = min(budget, max(int(s.rt.cfg.FairLag/4/s.perEvent), 1))
 	}
 	for len(group) < maxGroupMessages && events < budget {
 		var next eventlog.Message

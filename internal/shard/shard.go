@@ -98,6 +98,9 @@ type shard struct {
 	// marked before a restart: the first group must end exactly there
 	// (see mark).
 	markedTo uint64
+	// perEvent is the recent wall time a main message took to apply, per
+	// event: it bounds the groups extent chooses.
+	perEvent time.Duration
 	// groupStop, when not 0, ends commit groups before that sequence: the
 	// message there went to DEAD whole and must open its group.
 	groupStop uint64
@@ -377,6 +380,14 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m e
 		return err
 	}
 	s.rt.metrics.groupMessages.WithLabelValues(s.stream).Observe(float64(msgs))
+	if events > 0 {
+		d := time.Since(start) / time.Duration(events)
+		if s.perEvent == 0 {
+			s.perEvent = d
+		} else {
+			s.perEvent += (d - s.perEvent) / 8
+		}
+	}
 	s.fresh = false
 	for t, n := range s.parkedNow {
 		s.rt.metrics.parked.WithLabelValues(s.stream, t, s.eps[t].Reason).Add(float64(n))
