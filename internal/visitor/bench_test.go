@@ -101,6 +101,30 @@ func BenchmarkProcess(b *testing.B) {
 	}
 }
 
+// BenchmarkCommitSize is BenchmarkProcess with commits of 24 events, the
+// average log message of the bench's load (one commit per message, as a
+// shard that keeps up commits), and of 384 events, a commit group of 16
+// such messages (what a shard that is behind commits): the processor, the
+// rollups' Flush and the Pebble commit, per event.
+func BenchmarkCommitSize(b *testing.B) {
+	for _, per := range []int{24, 384} {
+		b.Run(fmt.Sprintf("events=%d", per), func(b *testing.B) {
+			p, st := benchProcessor(b)
+			evs := benchEvents(max(b.N, per), 100_000, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), 1)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			seq := uint64(0)
+			for i := 0; i < b.N; i += per {
+				seq++
+				if _, _, err := shard.ApplyLocal(ctx, st, eventlog.StreamEvents, 0, seq, p, evs[i:min(i+per, b.N)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkEnrich is reading the page and context JSON, the user agent
 // (cached), path, UTM and channel.
 func BenchmarkEnrich(b *testing.B) {
