@@ -84,18 +84,20 @@ func benchProcessor(b *testing.B) (*Processor, *store.Store) {
 
 // BenchmarkProcess is the whole visitor step per event, committed in log
 // messages of 100 events as a shard does, over 100k visitors.
-func BenchmarkProcess(b *testing.B) {
+func BenchmarkProcess(b *testing.B) { benchCommits(b, 100) }
+
+// benchCommits applies b.N events of the load generator's model over 100k
+// visitors in commits of per events.
+func benchCommits(b *testing.B, per int) {
 	p, st := benchProcessor(b)
-	const msg = 100
-	evs := benchEvents(max(b.N, msg), 100_000, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), 1)
+	evs := benchEvents(max(b.N, per), 100_000, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), 1)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	seq := uint64(0)
-	for i := 0; i < b.N; i += msg {
+	for i := 0; i < b.N; i += per {
 		seq++
-		batch := evs[i:min(i+msg, b.N)]
-		if _, _, err := shard.ApplyLocal(ctx, st, eventlog.StreamEvents, 0, seq, p, batch); err != nil {
+		if _, _, err := shard.ApplyLocal(ctx, st, eventlog.StreamEvents, 0, seq, p, evs[i:min(i+per, b.N)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -108,20 +110,7 @@ func BenchmarkProcess(b *testing.B) {
 // rollups' Flush and the Pebble commit, per event.
 func BenchmarkCommitSize(b *testing.B) {
 	for _, per := range []int{24, 384} {
-		b.Run(fmt.Sprintf("events=%d", per), func(b *testing.B) {
-			p, st := benchProcessor(b)
-			evs := benchEvents(max(b.N, per), 100_000, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), 1)
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			seq := uint64(0)
-			for i := 0; i < b.N; i += per {
-				seq++
-				if _, _, err := shard.ApplyLocal(ctx, st, eventlog.StreamEvents, 0, seq, p, evs[i:min(i+per, b.N)]); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(fmt.Sprintf("events=%d", per), func(b *testing.B) { benchCommits(b, per) })
 	}
 }
 
