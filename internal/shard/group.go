@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -64,7 +63,7 @@ func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (event
 	default:
 		return m, false
 	}
-	if m.Seq <= s.position.Load() || (s.groupStop != 0 && m.Seq >= s.groupStop) || s.parksAny(m, false) {
+	if m.Seq <= s.position.Load() || (s.groupStop != 0 && m.Seq >= s.groupStop) || s.parksAny(m) {
 		src.head = &m
 		return eventlog.Message{}, false
 	}
@@ -73,15 +72,13 @@ func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (event
 	return m, true
 }
 
-// parksAny reports whether a message may start parking a tenant: one
-// paused when the log stored it and not parked yet. Such a message must
-// open a group (see parks). With decode, it also reads every event, and
-// reports a message that cannot be read: it goes to DEAD whole, which
-// only the first message of a group may.
-func (s *shard) parksAny(m eventlog.Message, decode bool) bool {
-	if s.rt.deps.Tenants == nil && !decode {
-		return false
-	}
+// parksAny reports whether a message may start parking a tenant (one
+// paused when the log stored it and not parked yet), or has records that
+// cannot be framed: such a message must open a group (see parks; an
+// unreadable one goes to DEAD whole). A record whose body turns out
+// unreadable while applying makes the group be redone without it
+// (errRegroup, groupStop).
+func (s *shard) parksAny(m eventlog.Message) bool {
 	var tenant []byte
 	parks := false
 	err := event.EachRecord(m.Data, func(rec []byte) error {
@@ -97,9 +94,6 @@ func (s *shard) parksAny(m eventlog.Message, decode bool) bool {
 				return errStopScan
 			}
 		}
-		if decode {
-			return event.DecodeRecord(rec, &s.scratch)
-		}
 		return nil
 	})
 	return parks || (err != nil && !errors.Is(err, errStopScan))
@@ -110,13 +104,15 @@ func (s *shard) parksAny(m eventlog.Message, decode bool) bool {
 // holds, up to the limits and the source's share of the scheduler's
 // round, none of which may start parking a tenant or be unreadable. After
 // a restart, the group marked before it is redone whole, waiting for its
-// messages: see mark.
+// messages (see mark), except from a message found unreadable in it: the
+// first attempt stopped there, before that message published anything
+// and before the group's end, where decisions are taken.
 func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]eventlog.Message, error) {
-	group := append(s.group[:0], m)
-	defer func() { s.group = group[:0] }()
+	group := []eventlog.Message{m}
+	stopped := func(seq uint64) bool { return s.groupStop != 0 && seq >= s.groupStop }
 	if to := s.markedTo; to > s.position.Load() {
 		s.markedTo = 0
-		for group[len(group)-1].Seq < to {
+		for !stopped(m.Seq) && group[len(group)-1].Seq < to {
 			var next eventlog.Message
 			select {
 			case next = <-src.ch:
@@ -124,7 +120,7 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			if next.Seq > to {
+			if next.Seq > to || stopped(next.Seq) {
 				src.head = &next
 				break
 			}
@@ -132,10 +128,10 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 			s.last.Store(next.Seq)
 			group = append(group, next)
 		}
-		return slices.Clone(group), nil
+		return group, nil
 	}
-	if s.parksAny(m, true) {
-		return slices.Clone(group), nil
+	if s.parksAny(m) {
+		return group, nil
 	}
 	// With other sources to share with, the group stays within the
 	// source's turn; alone, its deficit is not kept (sched.pick).
@@ -155,9 +151,9 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 		case next = <-src.ch:
 			src.took(next)
 		default:
-			return slices.Clone(group), nil
+			return group, nil
 		}
-		if s.groupStop != 0 && next.Seq >= s.groupStop || s.parksAny(next, true) {
+		if stopped(next.Seq) || s.parksAny(next) {
 			src.head = &next
 			break
 		}
@@ -166,7 +162,7 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 		group = append(group, next)
 		events += event.Count(next.Data)
 	}
-	return slices.Clone(group), nil
+	return group, nil
 }
 
 // mark prepares a group while parking decisions are in play. Such a

@@ -86,10 +86,11 @@ func TestExtent(t *testing.T) {
 	s.position.Store(10)
 	s.markedTo = 13
 	src = feed(groupMsg(12, "tn_a"))
+	ch := src.ch
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		src.ch <- groupMsg(13, "tn_p") // past a paused tenant's message too: the first attempt included it
-		src.ch <- groupMsg(14, "tn_a")
+		ch <- groupMsg(13, "tn_p") // past a paused tenant's message too: the first attempt included it
+		ch <- groupMsg(14, "tn_a")
 	}()
 	g, err = s.extent(ctx, src, groupMsg(11, "tn_a"))
 	require.NoError(t, err)
@@ -101,6 +102,19 @@ func TestExtent(t *testing.T) {
 	to, err := store.GetUint64(st.DB(), store.GroupKey(eventlog.StreamEvents, 0))
 	require.NoError(t, err)
 	require.Equal(t, uint64(13), to)
+
+	// A marked group whose first attempt stopped at an unreadable message
+	// is redone up to it; the message then opens its own group.
+	s.position.Store(20)
+	s.markedTo, s.groupStop = 25, 23
+	src = feed(groupMsg(22, "tn_a"), groupMsg(23, "tn_a"), groupMsg(24, "tn_a"))
+	g, err = s.extent(ctx, src, groupMsg(21, "tn_a"))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{21, 22}, seqs(g))
+	require.Equal(t, uint64(23), src.head.Seq)
+	g, err = s.extent(ctx, src, *src.head)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{23}, seqs(g), "stopped at the unreadable message")
 }
 
 type nopSource struct{}

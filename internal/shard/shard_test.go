@@ -293,51 +293,55 @@ func TestParseOutputID(t *testing.T) {
 // without it, it goes to DEAD whole, and every other event is applied and
 // published exactly once.
 func TestCommitGroups(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	const msgs, per, bad = 30, 4, 15
-	for i := range msgs {
-		data := batch("tn_g", i*per, per, "E")
-		if i == bad {
-			// A readable first event, then a record whose head reads but
-			// whose body is cut short.
-			evs, err := event.DecodeBatch(data)
-			require.NoError(t, err)
-			rec := event.AppendRecord(nil, &evs[1])
-			data = event.AppendRecordFrame(event.AppendRecordFrame(event.AppendHeader(nil, 2), event.AppendRecord(nil, &evs[0])), rec[:8+len("tn_g")])
-		}
-		_, err := e.log.Append(ctx, 0, "in-"+strconv.Itoa(i), data)
-		require.NoError(t, err)
-	}
-	reg := prometheus.NewRegistry()
-	st, err := store.Open(e.dir, nil)
-	require.NoError(t, err)
-	rt, err := shard.New(shard.Config{Workers: 1}, shard.Deps{Store: st, Source: e.log, Publisher: e.log, Registerer: reg})
-	require.NoError(t, err)
-	for p := range parts {
-		rt.Add(eventlog.StreamEvents, "vis", p, counter{})
-	}
-	r := runRuntime(rt, st)
-	r.caughtUp(t, e)
-	defer r.stop(t)
-
-	require.Equal(t, (msgs-1)*per, count(t, st, "tn_g"), "every readable message applied once, none of the unreadable one")
-	out := streamMsgs(t, e, "OUT")
-	require.Len(t, out, (msgs-1)*per, "outputs of the redone group were deduplicated")
-	dead := streamMsgs(t, e, eventlog.StreamDead)
-	require.Len(t, dead, 1)
-	require.Equal(t, "dead.unknown", dead[0].Subject)
-
-	var commits, messages float64
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() == "contrail_shard_commit_messages" {
-			for _, m := range mf.GetMetric() {
-				commits += float64(m.GetHistogram().GetSampleCount())
-				messages += m.GetHistogram().GetSampleSum()
+	for _, fair := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fair=%v", fair), func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			const msgs, per, bad = 30, 4, 15
+			for i := range msgs {
+				data := batch("tn_g", i*per, per, "E")
+				if i == bad {
+					// A readable first event, then a record whose head reads but
+					// whose body is cut short.
+					evs, err := event.DecodeBatch(data)
+					require.NoError(t, err)
+					rec := event.AppendRecord(nil, &evs[1])
+					data = event.AppendRecordFrame(event.AppendRecordFrame(event.AppendHeader(nil, 2), event.AppendRecord(nil, &evs[0])), rec[:len(rec)-3])
+				}
+				_, err := e.log.Append(ctx, 0, "in-"+strconv.Itoa(i), data)
+				require.NoError(t, err)
 			}
-		}
+			reg := prometheus.NewRegistry()
+			st, err := store.Open(e.dir, nil)
+			require.NoError(t, err)
+			rt, err := shard.New(shard.Config{Workers: 1, Fair: fair}, shard.Deps{Store: st, Source: e.log, Publisher: e.log, Registerer: reg})
+			require.NoError(t, err)
+			for p := range parts {
+				rt.Add(eventlog.StreamEvents, "vis", p, counter{})
+			}
+			r := runRuntime(rt, st)
+			r.caughtUp(t, e)
+			defer r.stop(t)
+
+			require.Equal(t, (msgs-1)*per, count(t, st, "tn_g"), "every readable message applied once, none of the unreadable one")
+			out := streamMsgs(t, e, "OUT")
+			require.Len(t, out, (msgs-1)*per, "outputs of the redone group were deduplicated")
+			dead := streamMsgs(t, e, eventlog.StreamDead)
+			require.Len(t, dead, 1)
+			require.Equal(t, "dead.unknown", dead[0].Subject)
+
+			var commits, messages float64
+			mfs, err := reg.Gather()
+			require.NoError(t, err)
+			for _, mf := range mfs {
+				if mf.GetName() == "contrail_shard_commit_messages" {
+					for _, m := range mf.GetMetric() {
+						commits += float64(m.GetHistogram().GetSampleCount())
+						messages += m.GetHistogram().GetSampleSum()
+					}
+				}
+			}
+			require.Greater(t, messages, commits, "a backlog is committed in groups of several messages")
+		})
 	}
-	require.Greater(t, messages, commits, "a backlog is committed in groups of several messages")
 }
