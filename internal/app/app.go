@@ -254,6 +254,9 @@ func (n *Node) Run(ctx context.Context, onListen func(addr string)) error {
 	deps := api.Deps{AdminToken: n.token, Tenants: n.tenants, Log: n.log, Dead: n.log, Applied: n.cache, Status: n, Keys: n.cache, Logger: n.logger}
 	if n.state != nil {
 		q := report.NewQuerier(n.state, n.log.Partitions(), n.reportPolicy, n.cfg.Process.ReportCacheBytes)
+		if c := n.cfg.Process.ReportCores; c > 0 {
+			q.Limit(c)
+		}
 		reg.MustRegister(reportCacheCollector{q})
 		deps.Reports = q
 		deps.Leads = lead.NewReader(n.state, n.log.LeadPartitions())

@@ -78,6 +78,11 @@ type Process struct {
 	// partitions, kept so that a report does not merge them again
 	// (0: none).
 	ReportCacheBytes int64 `yaml:"report_cache_bytes"`
+	// ReportCores bounds the goroutines that read for report queries at
+	// once, all queries together (0: every core). A bound keeps the
+	// other cores to ingestion and processing however many reports are
+	// asked at once, and makes each report slower.
+	ReportCores int `yaml:"report_cores"`
 }
 
 // Log configures the event log (JetStream).
@@ -183,6 +188,9 @@ func (c *Config) Validate() error {
 	if c.Process.DedupWindow < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("process.dedup_window %s: must be at least 24h", c.Process.DedupWindow))
 	}
+	if c.Process.ReportCores < 0 {
+		errs = append(errs, fmt.Errorf("process.report_cores %d: must not be negative", c.Process.ReportCores))
+	}
 	if c.Process.ReportCacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("process.report_cache_bytes %d: must not be negative", c.Process.ReportCacheBytes))
 	}
@@ -265,6 +273,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Process.FairLag, "fair-lag", c.Process.FairLag, "how far behind a shard falls before it diverts the tenants over their share")
 	fs.Int64Var(&c.Process.CacheBytes, "cache-bytes", c.Process.CacheBytes, "block cache of the state store (visitor state and report rollups) in bytes")
 	fs.Int64Var(&c.Process.ReportCacheBytes, "report-cache-bytes", c.Process.ReportCacheBytes, "memory for report queries' merged compacted buckets in bytes (0: none)")
+	fs.IntVar(&c.Process.ReportCores, "report-cores", c.Process.ReportCores, "cores that report queries read on at once, all together (0: every core)")
 	fs.StringVar(&c.Process.GeoIPDB, "geoip-db", c.Process.GeoIPDB, "MaxMind-format database to resolve countries (e.g. GeoLite2-Country.mmdb)")
 	fs.BoolVar(&c.Deliver.AllowPrivateNetworks, "deliver-allow-private-networks", c.Deliver.AllowPrivateNetworks, "let campaign webhooks reach loopback, private and link-local addresses (tests, closed networks)")
 	fs.StringVar(&c.Deliver.SMTP.Addr, "smtp-addr", c.Deliver.SMTP.Addr, "SMTP server (host:port) for campaign emails")

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +74,9 @@ func newBenchSite(tb testing.TB) *benchSite {
 	}
 	tenants := benchTenants{t: t}
 	q := report.NewQuerier(st, benchPartitions, func(string) report.Policy { return report.DefaultPolicy() }, report.DefaultCacheBytes)
+	if n, _ := strconv.Atoi(os.Getenv("CONTRAIL_BENCH_REPORT_CORES")); n > 0 {
+		q.Limit(n) // as serve --report-cores does
+	}
 	campaigns := benchCampaigns{}
 	for i, name := range []string{"Welcome", "Abandoned cart", "Win back"} {
 		campaigns.list = append(campaigns.list, campaign.Campaign{

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"runtime"
 	"sync"
 	"time"
 	"unsafe"
@@ -431,15 +430,14 @@ func nextStart(res byte, t int64, loc *time.Location) int64 {
 func (v *view) merge(ctx context.Context, s int, refs []bucketRef) ([]*merged, error) {
 	out := make([]*merged, len(refs))
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.GOMAXPROCS(0))
+	g.SetLimit(cap(v.q.cores))
 	for i, ref := range refs {
 		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
+			return v.q.onCore(ctx, func() error {
+				m, err := v.mergeBucket(s, ref)
+				out[i] = m
 				return err
-			}
-			m, err := v.mergeBucket(s, ref)
-			out[i] = m
-			return err
+			})
 		})
 	}
 	if err := g.Wait(); err != nil {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"context"
 	"encoding/binary"
 
 	"github.com/contrailhq/contrail/internal/store"
@@ -52,3 +53,6 @@ func RecordsPerBucket(st *store.Store, parts int, tenant string, res byte) map[i
 	}
 	return out
 }
+
+// OnCore runs fn under q's limit of cores.
+func OnCore(ctx context.Context, q *Querier, fn func() error) error { return q.onCore(ctx, fn) }

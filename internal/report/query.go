@@ -33,12 +33,34 @@ type Querier struct {
 	cache      *bucketCache
 	hits       hitCache
 	seed       maphash.Seed // of recordSum
+	// cores holds a token for each goroutine reading for a query, across
+	// all the node's queries: reports are read on at most cap(cores)
+	// cores at once, and the shards and the collector keep the others.
+	cores chan struct{}
 }
 
 // NewQuerier returns a querier over partitions 0..partitions-1, with a
 // cache of merged buckets of at most cacheBytes (none if 0; see cache.go).
+// Queries read on every core; Limit bounds them.
 func NewQuerier(s *store.Store, partitions int, policy func(tenant string) Policy, cacheBytes int64) *Querier {
-	return &Querier{store: s, partitions: partitions, policy: policy, cache: newBucketCache(cacheBytes), seed: maphash.MakeSeed()}
+	return &Querier{store: s, partitions: partitions, policy: policy, cache: newBucketCache(cacheBytes), seed: maphash.MakeSeed(),
+		cores: make(chan struct{}, runtime.GOMAXPROCS(0))}
+}
+
+// Limit lets all the node's report queries together read on at most
+// cores goroutines at once (at least 1). Call it before the first query.
+func (q *Querier) Limit(cores int) { q.cores = make(chan struct{}, max(cores, 1)) }
+
+// onCore runs fn once it holds one of the querier's cores. Only work that
+// starts no other such work runs under it (no holding while waiting).
+func (q *Querier) onCore(ctx context.Context, fn func() error) error {
+	select {
+	case q.cores <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-q.cores }()
+	return fn()
 }
 
 // Range is the half-open time range [From, To).
@@ -223,8 +245,8 @@ func (v *view) pendingSection(p, s int, from, to int64) (counts []byte, sks sket
 func (v *view) close() { _ = v.snap.Close() }
 
 // workers is how many goroutines a query reads partitions on: as many as
-// there are cores, or partitions if fewer.
-func (v *view) workers() int { return max(1, min(runtime.GOMAXPROCS(0), len(v.marks))) }
+// the querier's cores, or partitions if fewer.
+func (v *view) workers() int { return max(1, min(cap(v.q.cores), len(v.marks))) }
 
 // parallel runs fn for every partition p on v.workers() goroutines, worker
 // w reading partitions w, w+workers, ... in turn, so that fn can merge into
@@ -235,10 +257,7 @@ func (v *view) parallel(ctx context.Context, fn func(w, p int) error) error {
 	for w := range n {
 		g.Go(func() error {
 			for p := w; p < len(v.marks); p += n {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if err := fn(w, p); err != nil {
+				if err := v.q.onCore(ctx, func() error { return fn(w, p) }); err != nil {
 					return err
 				}
 			}
