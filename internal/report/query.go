@@ -35,7 +35,8 @@ type Querier struct {
 	seed       maphash.Seed // of recordSum
 	// cores holds a token for each goroutine reading for a query, across
 	// all the node's queries: reports are read on at most cap(cores)
-	// cores at once, and the shards and the collector keep the others.
+	// cores at once (Limit), and the rest stay for the shards and the
+	// collector.
 	cores chan struct{}
 }
 
@@ -60,6 +61,9 @@ func (q *Querier) onCore(ctx context.Context, fn func() error) error {
 		return ctx.Err()
 	}
 	defer func() { <-q.cores }()
+	if err := ctx.Err(); err != nil {
+		return err // both were ready
+	}
 	return fn()
 }
 
