@@ -49,28 +49,56 @@ const (
 var errRegroup = errors.New("shard: a message inside a commit group is unreadable; regrouping")
 
 // groupNext returns the next message of the partition to add to the
-// group, if src holds one already and the group may grow. A message it
-// takes and may not add becomes src's head again.
-func (s *shard) groupNext(src *source, msgs, events int, start time.Time) (eventlog.Message, bool) {
+// group that ends with message seq, if src holds one already and the group
+// may grow. A message it takes and may not add becomes src's head again.
+func (s *shard) groupNext(src *source, seq uint64, msgs, events int, start time.Time) (eventlog.Message, bool) {
 	if src == nil || src.tenant != "" || msgs >= maxGroupMessages || events >= maxGroupEvents ||
 		time.Since(start) >= maxGroupTime || len(s.parkedNow) > 0 || len(s.park.undo) > 0 || s.deciding() {
 		return eventlog.Message{}, false
 	}
-	var m eventlog.Message
-	select {
-	case m = <-src.ch:
-		src.took(m)
-	default:
+	m, ok, _ := s.held(context.Background(), src, seq, false)
+	if !ok {
 		return m, false
 	}
-	if m.Seq <= s.position.Load() || (s.groupStop != 0 && m.Seq >= s.groupStop) || s.parksAny(m) {
+	if s.stopsGroup(m.Seq) || s.parksAny(m) {
 		src.head = &m
 		return eventlog.Message{}, false
 	}
-	s.pending.Store(m.Pending)
-	s.last.Store(m.Seq)
 	return m, true
 }
+
+// held takes the next message of the partition after seq that src holds,
+// or, with wait, the next one to come. A message at or below seq (a
+// redelivery after a consumer reset) is dropped: the group or the stored
+// position covers it. The one returned counts as the last read.
+func (s *shard) held(ctx context.Context, src *source, seq uint64, wait bool) (eventlog.Message, bool, error) {
+	for {
+		var m eventlog.Message
+		if wait {
+			select {
+			case m = <-src.ch:
+			case <-ctx.Done():
+				return m, false, ctx.Err()
+			}
+		} else {
+			select {
+			case m = <-src.ch:
+			default:
+				return m, false, nil
+			}
+		}
+		src.took(m)
+		if m.Seq > seq {
+			s.pending.Store(m.Pending)
+			s.last.Store(m.Seq)
+			return m, true, nil
+		}
+	}
+}
+
+// stopsGroup reports whether a group must end before message seq (see
+// groupStop).
+func (s *shard) stopsGroup(seq uint64) bool { return s.groupStop != 0 && seq >= s.groupStop }
 
 // parksAny reports whether a message may start parking a tenant (one
 // paused when the log stored it and not parked yet), or has records that
@@ -109,23 +137,17 @@ func (s *shard) parksAny(m eventlog.Message) bool {
 // and before the group's end, where decisions are taken.
 func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]eventlog.Message, error) {
 	group := []eventlog.Message{m}
-	stopped := func(seq uint64) bool { return s.groupStop != 0 && seq >= s.groupStop }
 	if to := s.markedTo; to > s.position.Load() {
 		s.markedTo = 0
-		for !stopped(m.Seq) && group[len(group)-1].Seq < to {
-			var next eventlog.Message
-			select {
-			case next = <-src.ch:
-				src.took(next)
-			case <-ctx.Done():
-				return nil, ctx.Err()
+		for !s.stopsGroup(m.Seq) && group[len(group)-1].Seq < to {
+			next, _, err := s.held(ctx, src, group[len(group)-1].Seq, true)
+			if err != nil {
+				return nil, err
 			}
-			if next.Seq > to || stopped(next.Seq) {
+			if next.Seq > to || s.stopsGroup(next.Seq) {
 				src.head = &next
 				break
 			}
-			s.pending.Store(next.Pending)
-			s.last.Store(next.Seq)
 			group = append(group, next)
 		}
 		return group, nil
@@ -146,19 +168,14 @@ func (s *shard) extent(ctx context.Context, src *source, m eventlog.Message) ([]
 		budget = min(budget, max(int(s.rt.cfg.FairLag/4/s.perEvent), 1))
 	}
 	for len(group) < maxGroupMessages && events < budget {
-		var next eventlog.Message
-		select {
-		case next = <-src.ch:
-			src.took(next)
-		default:
+		next, ok, _ := s.held(ctx, src, group[len(group)-1].Seq, false)
+		if !ok {
 			return group, nil
 		}
-		if stopped(next.Seq) || s.parksAny(next) {
+		if s.stopsGroup(next.Seq) || s.parksAny(next) {
 			src.head = &next
 			break
 		}
-		s.pending.Store(next.Pending)
-		s.last.Store(next.Seq)
 		group = append(group, next)
 		events += event.Count(next.Data)
 	}
@@ -190,11 +207,8 @@ func (s *shard) mark(group []eventlog.Message) error {
 		return fmt.Errorf("marking a commit group: %w", err)
 	}
 	s.rt.metrics.marks.WithLabelValues(s.stream).Inc()
-	for {
-		if d := s.rt.durable.Load(); d >= n || s.rt.durable.CompareAndSwap(d, n) {
-			return nil
-		}
-	}
+	s.rt.synced(n)
+	return nil
 }
 
 var errStopScan = errors.New("stop")

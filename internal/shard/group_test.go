@@ -73,6 +73,13 @@ func TestExtent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{6, 7, 8}, seqs(g))
 
+	// A redelivery (after a consumer reset) of a message the group holds
+	// is dropped.
+	src = feed(groupMsg(16, "tn_a"), groupMsg(15, "tn_a"), groupMsg(17, "tn_a"))
+	g, err = s.extent(ctx, src, groupMsg(15, "tn_a"))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{15, 16, 17}, seqs(g))
+
 	// An unreadable message ends the group before it.
 	bad := eventlog.Message{Seq: 10, Data: []byte{event.Version, 5, 1}}
 	src = feed(bad)
@@ -82,10 +89,10 @@ func TestExtent(t *testing.T) {
 	require.Equal(t, uint64(10), src.head.Seq)
 
 	// A marked group is redone whole, waiting for the reader, and ends at
-	// the mark even if more is held.
+	// the mark even if more is held; redeliveries are dropped there too.
 	s.position.Store(10)
 	s.markedTo = 13
-	src = feed(groupMsg(12, "tn_a"))
+	src = feed(groupMsg(12, "tn_a"), groupMsg(11, "tn_a")) // 11 again: redelivered
 	ch := src.ch
 	go func() {
 		time.Sleep(50 * time.Millisecond)

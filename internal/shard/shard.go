@@ -366,7 +366,7 @@ func (s *shard) apply(ctx context.Context, tx *Tx, out *outbox, src *source, m e
 			m = group[msgs]
 			continue
 		}
-		next, ok := s.groupNext(src, msgs, events, start)
+		next, ok := s.groupNext(src, m.Seq, msgs, events, start)
 		if !ok {
 			break
 		}
@@ -640,7 +640,7 @@ func (s *shard) commit(tx *Tx, batch *pebble.Batch, seq, pending uint64, start t
 	}
 	s.committed = s.rt.commits.Add(1)
 	s.advance(seq)
-	if s.groupStop != 0 && seq >= s.groupStop {
+	if s.stopsGroup(seq) {
 		s.groupStop = 0
 	}
 	if seq > 0 {
@@ -733,9 +733,15 @@ func (s *shard) settle() error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("making the shards' commits durable: %w", err)
 	}
+	s.rt.synced(n)
+	return nil
+}
+
+// synced records that a sync made the first n commits durable.
+func (r *Runtime) synced(n uint64) {
 	for {
-		if d := s.rt.durable.Load(); d >= n || s.rt.durable.CompareAndSwap(d, n) {
-			return nil
+		if d := r.durable.Load(); d >= n || r.durable.CompareAndSwap(d, n) {
+			return
 		}
 	}
 }
